@@ -1,0 +1,47 @@
+# Data stage: generate the synthetic dataset; summarise and validate any VOC-layout split.
+
+
+rule synth_dataset:
+    output:
+        directory("results/{ds}/dataset"),
+    params:
+        flags=lambda wildcards: cli_flags(DATASETS[wildcards.ds]["generator"]),
+    log:
+        "logs/{ds}/synth_dataset.log",
+    benchmark:
+        "results/{ds}/benchmarks/synth_dataset.tsv"
+    wildcard_constraints:
+        ds="|".join(SYNTHETIC_DATASETS) or "no_synthetic_dataset",
+    threads: rule_resources("data")["threads"]
+    resources:
+        mem_mb=rule_resources("data")["mem_mb"],
+        runtime=rule_resources("data")["runtime"],
+    conda:
+        "../envs/wsjds.yaml"
+    shell:
+        "wsjds synth --out {output} {params.flags} > {log} 2>&1"
+
+
+rule dataset_summary:
+    input:
+        dataset_input,
+    output:
+        "results/{ds}/dataset_summary/{split}.json",
+    params:
+        root=lambda wildcards: dataset_root(wildcards.ds),
+        kind=lambda wildcards: dataset_kind(wildcards.ds),
+    log:
+        "logs/{ds}/dataset_summary_{split}.log",
+    benchmark:
+        "results/{ds}/benchmarks/dataset_summary_{split}.tsv"
+    wildcard_constraints:
+        ds="|".join(VOC_LAYOUT_DATASETS),
+    threads: rule_resources("data")["threads"]
+    resources:
+        mem_mb=rule_resources("data")["mem_mb"],
+        runtime=rule_resources("data")["runtime"],
+    conda:
+        "../envs/wsjds.yaml"
+    shell:
+        "wsjds data summary --root {params.root} --split {wildcards.split} --classes {params.kind}"
+        " --check-images --json --out {output} > {log} 2>&1"

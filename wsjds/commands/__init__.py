@@ -1,0 +1,1 @@
+"""Sub-commands of the ``wsjds`` CLI: one module per stage, each with ``register(subparsers)``."""

@@ -1,0 +1,58 @@
+"""Strict image and label-map decoding: a truncated or unreadable file is an error, never a grey patch."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+from PIL import Image, UnidentifiedImageError
+
+from wsjds.data.errors import DatasetError
+
+
+def read_rgb(path: str | Path, image_id: str | None = None,
+             expected_size: tuple[int, int] | None = None) -> np.ndarray:
+    """Decode an image file fully -> (H, W, 3) uint8 RGB.
+
+    ``expected_size`` is ``(width, height)`` from the annotation; a mismatch is an error because
+    every box would be wrong.
+    """
+    array = _decode(path, image_id, allowed_modes=None).convert("RGB")
+    image = np.asarray(array, dtype=np.uint8)
+    _check_size(image, path, image_id, expected_size)
+    return image
+
+
+def read_label_map(path: str | Path, image_id: str | None = None,
+                   expected_size: tuple[int, int] | None = None) -> np.ndarray:
+    """Decode a palette (or greyscale) label PNG -> (H, W) uint8 of indices (255 = void)."""
+    image = np.asarray(_decode(path, image_id, allowed_modes=("P", "L")), dtype=np.uint8)
+    _check_size(image, path, image_id, expected_size)
+    return image
+
+
+def _decode(path: str | Path, image_id: str | None, allowed_modes: tuple[str, ...] | None) -> Image.Image:
+    path = Path(path)
+    if not path.is_file():
+        raise DatasetError("image file is missing", path=path, image_id=image_id)
+    try:
+        with Image.open(path) as image:
+            image.load()  # raises on truncated data (PIL's LOAD_TRUNCATED_IMAGES stays False)
+            if allowed_modes is not None and image.mode not in allowed_modes:
+                raise DatasetError(
+                    f"expected a label map in mode {' or '.join(allowed_modes)}, found mode {image.mode!r}",
+                    path=path, image_id=image_id)
+            return image.copy()
+    except (OSError, UnidentifiedImageError, SyntaxError) as exc:
+        raise DatasetError(f"cannot decode image ({exc})", path=path, image_id=image_id) from exc
+
+
+def _check_size(image: np.ndarray, path: str | Path, image_id: str | None,
+                expected_size: tuple[int, int] | None) -> None:
+    if expected_size is None:
+        return
+    width, height = expected_size
+    if image.shape[0] != height or image.shape[1] != width:
+        raise DatasetError(
+            f"image is {image.shape[1]}x{image.shape[0]} but the annotation says {width}x{height}",
+            path=path, image_id=image_id)
