@@ -7,6 +7,8 @@
 
 from snakemake.utils import min_version, validate
 
+from wsjds import workflow as wf
+
 min_version("9.0")
 
 
@@ -15,6 +17,14 @@ configfile: "config.yaml"
 
 validate(config, "schemas/config.schema.yaml")
 
+SYNTHETIC_DATASETS = wf.datasets_of_kind(config, "synthetic")
+VOC_LAYOUT_DATASETS = wf.datasets_of_kind(config, "synthetic", "voc")
+
+
+wildcard_constraints:
+    ds="|".join(config["datasets"]),
+    split=r"[A-Za-z0-9_]+",
+
 
 include: "rules/common.smk"
 include: "rules/data.smk"
@@ -22,5 +32,5 @@ include: "rules/data.smk"
 
 rule all:
     input:
-        default_targets(),
+        wf.default_targets(config),
     default_target: True

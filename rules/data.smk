@@ -5,7 +5,7 @@ rule synth_dataset:
     output:
         directory("results/{ds}/dataset"),
     params:
-        flags=lambda wildcards: cli_flags(DATASETS[wildcards.ds]["generator"]),
+        flags=generator_flags,
     log:
         "logs/{ds}/synth_dataset.log",
     benchmark:
@@ -28,8 +28,8 @@ rule dataset_summary:
     output:
         "results/{ds}/dataset_summary/{split}.json",
     params:
-        root=lambda wildcards: dataset_root(wildcards.ds),
-        kind=lambda wildcards: dataset_kind(wildcards.ds),
+        root=dataset_root,
+        kind=dataset_kind,
     log:
         "logs/{ds}/dataset_summary_{split}.log",
     benchmark:

@@ -1,0 +1,26 @@
+"""The front door stays true: CI runs exactly the README's test command, and the pinned torch /
+torchvision pair imports together (torchvision's compiled ops included)."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+import torch
+import torchvision.ops
+
+
+def test_ci_runs_the_readme_test_command(repo_root):
+    readme = (repo_root / "README.md").read_text()
+    blocks = re.findall(r"```sh\n(.*?)\n```", readme, re.S)
+    test_commands = [b for b in blocks if "pytest" in b]
+    assert len(test_commands) == 1, blocks
+    ci = (repo_root / ".ci" / "run").read_text().splitlines()
+    assert test_commands[0] in ci
+
+
+def test_torchvision_ops_run_on_this_torch():
+    boxes = torch.tensor([[0.0, 0.0, 10.0, 10.0], [5.0, 5.0, 15.0, 15.0]])
+    assert torchvision.ops.box_iou(boxes, boxes)[0, 1].item() == pytest.approx(25.0 / 175.0)
+    pooled = torchvision.ops.roi_pool(torch.arange(16.0).reshape(1, 1, 4, 4), torch.tensor([[0.0, 0, 0, 3, 3]]), 2)
+    assert pooled.flatten().tolist() == [5.0, 7.0, 13.0, 15.0]

@@ -1,0 +1,134 @@
+"""The Snakemake workflow: config validation before any job, fail-fast on missing data, dry-run
+DAG, and real runs on the synthetic dataset and on the real VOC sample."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+from snakemake.exceptions import WorkflowError
+from snakemake.utils import validate
+
+REPO = Path(__file__).resolve().parents[1]
+SCHEMA = str(REPO / "schemas" / "config.schema.yaml")
+
+TINY_SYNTH = {"datasets": {"synth": {"generator": {"num_trainval": 6, "num_test": 3}}}}
+
+
+def snakemake(workdir: Path, *args: str, configs: tuple[dict, ...] = ()) -> subprocess.CompletedProcess:
+    """Run the repository's workflow in ``workdir`` with config.yaml plus the given overrides."""
+    files = [str(REPO / "config.yaml")]
+    for k, override in enumerate(configs):
+        path = workdir / f"override{k}.yaml"
+        path.write_text(yaml.safe_dump(override))
+        files.append(str(path))
+    env = dict(os.environ, PATH=f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}")
+    return subprocess.run([sys.executable, "-m", "snakemake", "-s", str(REPO / "Snakefile"), "--directory", str(workdir),
+                           "--configfile", *files, "--workflow-profile", "none", *args],
+                          capture_output=True, text=True, env=env, cwd=workdir)
+
+
+def planned_jobs(output: str) -> dict[str, int]:
+    """The 'Job stats' table of a dry run: rule -> count."""
+    table = output.split("Job stats:")[1].split("total")[0]
+    return {m.group(1): int(m.group(2)) for m in re.finditer(r"^(\w+)\s+(\d+)$", table, re.M)}
+
+
+def base_config() -> dict:
+    return yaml.safe_load((REPO / "config.yaml").read_text())
+
+
+def test_default_config_is_valid():
+    validate(base_config(), SCHEMA)
+
+
+@pytest.mark.parametrize("mutate, named", [
+    (lambda c: c["datasets"]["synth"]["generator"].update(num_trainvall=10), "num_trainvall"),
+    (lambda c: c.update(default_datset="synth"), "default_datset"),
+    (lambda c: c["datasets"]["voc07"].update(roots="x"), "roots"),
+    (lambda c: c["datasets"]["synth"]["generator"].update(num_test=-5), "num_test"),
+    (lambda c: c["datasets"]["synth"]["generator"].update(seed="zero"), "seed"),
+    (lambda c: c["resources"]["data"].update(threads=0), "threads"),
+])
+def test_schema_rejects_typos_wrong_types_and_negative_counts(mutate, named):
+    config = base_config()
+    mutate(config)
+    with pytest.raises(WorkflowError) as info:
+        validate(config, SCHEMA)
+    assert named in str(info.value)
+
+
+def test_bad_config_stops_the_workflow_before_any_job(tmp_path):
+    typo = {"datasets": {"synth": {"generator": {"num_tset": 3}}}}
+    result = snakemake(tmp_path, "--cores", "1", configs=(typo,))
+    assert result.returncode != 0
+    assert "num_tset" in result.stderr and "Additional properties are not allowed" in result.stderr
+    assert not (tmp_path / "results").exists()
+    negative = {"datasets": {"synth": {"generator": {"num_test": -1}}}}
+    result = snakemake(tmp_path, "--cores", "1", configs=(negative,))
+    assert result.returncode != 0 and "num_test" in result.stderr and "minimum" in result.stderr
+
+
+def test_dry_run_builds_the_dag_of_every_stage(tmp_path):
+    result = snakemake(tmp_path, "-n")
+    assert result.returncode == 0, result.stderr
+    jobs = planned_jobs(result.stdout)
+    assert jobs["synth_dataset"] == 1 and jobs["dataset_summary"] == 2 and jobs["all"] == 1
+
+
+def test_missing_voc_root_fails_at_dag_build_with_instructions(tmp_path):
+    result = snakemake(tmp_path, "-n", "results/voc07/dataset_summary/trainval.json")
+    assert result.returncode != 0
+    message = result.stdout + result.stderr
+    assert "data/VOCdevkit/VOC2007/ImageSets/Main/trainval.txt" in message
+    assert "http://host.robots.ox.ac.uk/pascal/VOC/" in message
+    assert "snakemake --cores 2" in message
+
+
+def test_voc_sample_through_the_workflow(tmp_path, voc_sample):
+    config = {"datasets": {"voc07": {"root": str(voc_sample)}}}
+    result = snakemake(tmp_path, "--cores", "1", "results/voc07/dataset_summary/test.json", configs=(config,))
+    assert result.returncode == 0, result.stderr
+    summary = json.loads((tmp_path / "results/voc07/dataset_summary/test.json").read_text())
+    assert summary["totals"] == {"images": 60, "objects_nondifficult": 153, "objects_difficult": 44}
+    assert summary["classes"]["car"] == {"images_nondifficult": 8, "images_only_difficult": 0,
+                                         "objects_nondifficult": 16, "objects_difficult": 8}
+    assert (tmp_path / "logs/voc07/dataset_summary_test.log").is_file()
+    assert (tmp_path / "results/voc07/benchmarks/dataset_summary_test.tsv").is_file()
+
+
+def test_synthetic_default_target_runs(tmp_path):
+    result = snakemake(tmp_path, "--cores", "2", configs=(TINY_SYNTH,))
+    assert result.returncode == 0, result.stderr
+    manifest = json.loads((tmp_path / "results/synth/dataset/dataset.json").read_text())
+    for split, images in (("trainval", 6), ("test", 3)):
+        summary = json.loads((tmp_path / f"results/synth/dataset_summary/{split}.json").read_text())
+        totals = summary["totals"]
+        assert totals["images"] == images == manifest["splits"][split]["images"]
+        assert totals["objects_nondifficult"] + totals["objects_difficult"] == manifest["splits"][split]["objects"]
+    again = snakemake(tmp_path, "-n", configs=(TINY_SYNTH,))
+    assert "Nothing to be done" in again.stdout + again.stderr
+
+
+def test_cli_flags_turn_config_into_command_line():
+    from wsjds.workflow import cli_flags
+
+    flags = cli_flags({"num_test": 80, "object_size": [0.2, 0.5], "fast": True, "crf": False, "name": "a b"})
+    assert flags == "--num-test 80 --object-size 0.2 0.5 --fast --no-crf --name 'a b'"
+
+
+def test_dataset_input_names_the_missing_file(tmp_path):
+    from wsjds.workflow import MissingDatasetError, dataset_input
+
+    config = base_config()
+    config["datasets"]["voc07"]["root"] = str(tmp_path / "VOC2007")
+    with pytest.raises(MissingDatasetError) as info:
+        dataset_input(config, "voc07", "test")
+    assert str(tmp_path / "VOC2007" / "ImageSets" / "Main" / "test.txt") in str(info.value)
+    assert dataset_input(config, "synth") == "results/synth/dataset"
