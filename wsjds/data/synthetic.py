@@ -195,7 +195,7 @@ class _Scene:
         for _ in range(int(rng.integers(3, 9))):   # textured clutter patches, half transparent
             mask = _random_blob(rng, self.shape, rng.uniform(0.1, 0.35) * min(self.width, self.height),
                                 self.pad, self.width, self.height)
-            self.canvas[mask] = 0.5 * self.canvas[mask] + 0.5 * _texture(rng, self.shape)[mask]
+            _paint(self.canvas, mask, lambda yy, xx: _texture(rng, yy, xx), alpha=0.5)
 
     def place(self, kind: str, label: int | None, centre: tuple[float, float] | None, size: float) -> None:
         """Try positions until the item occludes no earlier object beyond ``max_occlusion``."""
@@ -211,14 +211,11 @@ class _Scene:
                 break
         else:
             return  # no acceptable position: the item is left out
-        fill = _texture(self.rng, self.shape)
-        self.canvas[full] = fill[full]
+        _paint(self.canvas, full, lambda yy, xx: _texture(self.rng, yy, xx))
         if head is not None:
-            head_mask, head_centre, head_diameter = head
-            pattern = _marker(SYNTH_CLASSES[label] if kind == "object" else None, self.rng,
-                              head_centre, head_diameter, self.shape)
-            self.canvas[head_mask] = pattern[head_mask]
-            head = head_mask
+            head, head_centre, head_diameter = head
+            name = SYNTH_CLASSES[label] if kind == "object" else None
+            _paint(self.canvas, head, lambda yy, xx: _marker(name, self.rng, head_centre, head_diameter, yy, xx))
         self.owner[full] = len(self.items)
         self.items.append({"label": label if kind == "object" else None, "full": full, "head": head})
 
@@ -356,9 +353,21 @@ def _pool_colour(rng: np.random.Generator) -> np.ndarray:
     return cv2.cvtColor(hsv.astype(np.uint8), cv2.COLOR_HSV2RGB)[0, 0].astype(np.float32)
 
 
-def _texture(rng: np.random.Generator, shape: tuple[int, int]) -> np.ndarray:
-    """A fill from the shared pool: noisy solid, two-tone stripes or mottled. (H, W, 3) float32."""
-    h, w = shape
+def _paint(canvas: np.ndarray, mask: np.ndarray, pattern, alpha: float = 1.0) -> None:
+    """Blend ``pattern(yy, xx)`` into ``canvas`` where ``mask`` is set, working on the mask's
+    bounding box only; ``yy``/``xx`` are that box's absolute pixel coordinates (h, w) float32."""
+    rows, cols = np.flatnonzero(mask.any(axis=1)), np.flatnonzero(mask.any(axis=0))
+    if rows.size == 0:
+        return
+    sy, sx = slice(rows[0], rows[-1] + 1), slice(cols[0], cols[-1] + 1)
+    yy, xx = np.mgrid[sy, sx].astype(np.float32)
+    local, region = mask[sy, sx], canvas[sy, sx]
+    region[local] = (1.0 - alpha) * region[local] + alpha * pattern(yy, xx)[local]
+
+
+def _texture(rng: np.random.Generator, yy: np.ndarray, xx: np.ndarray) -> np.ndarray:
+    """A fill from the shared pool: noisy solid, two-tone stripes or mottled. (h, w, 3) float32."""
+    h, w = yy.shape
     kind = rng.integers(0, 3)
     base = _pool_colour(rng)
     if kind == 0:
@@ -367,7 +376,6 @@ def _texture(rng: np.random.Generator, shape: tuple[int, int]) -> np.ndarray:
         other = _pool_colour(rng)
         theta = rng.uniform(0, np.pi)
         period = rng.uniform(4, 12)
-        yy, xx = np.mgrid[0:h, 0:w].astype(np.float32)
         phase = np.sin(2 * np.pi * (xx * np.cos(theta) + yy * np.sin(theta)) / period) > 0
         return np.where(phase[..., None], base, other).astype(np.float32)
     coarse = rng.normal(0, 35, (8, 8, 3)).astype(np.float32)
@@ -375,10 +383,9 @@ def _texture(rng: np.random.Generator, shape: tuple[int, int]) -> np.ndarray:
 
 
 def _marker(name: str | None, rng: np.random.Generator, centre: tuple[float, float], diameter: float,
-            shape: tuple[int, int]) -> np.ndarray:
-    """The marker pattern of class ``name`` (or a class-less one) centred on the head. (H, W, 3)."""
+            yy: np.ndarray, xx: np.ndarray) -> np.ndarray:
+    """The marker pattern of class ``name`` (or a class-less one) centred on the head. (h, w, 3)."""
     cx, cy = centre
-    yy, xx = np.mgrid[0:shape[0], 0:shape[1]].astype(np.float32)
     if name is None:  # distractor marker: a plain disc with a light rim, no class pattern
         colour = _pool_colour(rng)
         rim = np.hypot(xx - cx, yy - cy) > 0.35 * diameter
