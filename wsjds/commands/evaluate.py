@@ -1,0 +1,144 @@
+"""``wsjds evaluate {voc,coco,segmentation}``: score saved predictions and write the metrics JSON.
+
+    wsjds evaluate voc --root VOC2007 --split test --detections D.h5 --metric map [--use07|--no-use07] --out M.json
+    wsjds evaluate voc --root VOC2007 --split trainval --detections D.h5 --metric corloc --out C.json
+    wsjds evaluate coco --annotations instances_val2017.json --detections D.json --iou-type segm --out M.json
+    wsjds evaluate segmentation --root VOC2012 --split val --predictions PNG_DIR --out M.json
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import re
+import time
+from pathlib import Path
+
+from wsjds.data.classes import classes_for
+from wsjds.data.coco import COCODataset
+from wsjds.data.errors import DatasetError
+from wsjds.evaluation.coco import IOU_TYPES, evaluate_coco, read_coco_detections
+from wsjds.evaluation.corloc import CORLOC_DEFINITIONS, CORLOC_IOU_THRESHOLD, DEFAULT_CORLOC_DEFINITION, evaluate_corloc
+from wsjds.evaluation.detections_io import read_detections
+from wsjds.evaluation.ground_truth import load_voc_ground_truth
+from wsjds.evaluation.result import MetricResult
+from wsjds.evaluation.segmentation import evaluate_voc_segmentation
+from wsjds.evaluation.voc import DEVKIT_IOU_THRESHOLD, evaluate_voc_map
+from wsjds.io import write_json
+
+log = logging.getLogger(__name__)
+
+VOC_KINDS: tuple[str, ...] = ("voc", "synthetic")
+METRICS: tuple[str, ...] = ("map", "corloc")
+# VOC2010 replaced the 11-point AP by the area under the curve.
+FIRST_AREA_METRIC_YEAR = 2010
+_YEAR_IN_ROOT = re.compile(r"VOC(\d{4})", re.IGNORECASE)
+_TRAINING_SPLITS = ("trainval", "train", "val")
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser("evaluate", help="VOC mAP / CorLoc, COCO AP^b / AP^r, segmentation mIoU",
+                                   description=__doc__.splitlines()[0])
+    actions = parser.add_subparsers(dest="evaluate_command", required=True, metavar="BENCHMARK")
+
+    voc = actions.add_parser("voc", help="VOC devkit AP (mAP) or CorLoc on a VOC-layout split")
+    voc.add_argument("--root", required=True, help="the VOC20XX directory (or the synthetic dataset's root)")
+    voc.add_argument("--split", required=True, help="ImageSets/Main list, e.g. test (mAP) or trainval (CorLoc)")
+    voc.add_argument("--kind", default="voc", choices=VOC_KINDS, help="class list of the dataset (default voc)")
+    voc.add_argument("--detections", required=True,
+                     help="detections .h5 (wsjds.detections), a JSON list {image_id, category_id (0-based), "
+                          "bbox [x, y, w, h], score}, or a directory of comp4_det_{split}_{class}.txt files")
+    voc.add_argument("--metric", required=True, choices=METRICS)
+    voc.add_argument("--use07", action=argparse.BooleanOptionalAction, default=None,
+                     help="11-point AP (VOC2007) instead of the area under the curve; default: from the year "
+                          "in the root's name (VOC2007 -> 11-point)")
+    voc.add_argument("--iou-threshold", type=float, default=None,
+                     help=f"match when IoU > this (devkit and authors' CorLoc: {DEVKIT_IOU_THRESHOLD})")
+    voc.add_argument("--corloc-definition", default=DEFAULT_CORLOC_DEFINITION, choices=CORLOC_DEFINITIONS,
+                     help="authors: skip images whose instances are all difficult (WS-JDS, DRN); pcl: count "
+                          "every image with an instance (PCL, wetectron)")
+    voc.add_argument("--cache-dir", help="keep parsed annotations here, keyed by the XML files' content")
+    voc.add_argument("--out", required=True, help="metrics JSON to write (atomically)")
+    voc.set_defaults(func=_run_voc)
+
+    coco = actions.add_parser("coco", help="COCO AP / AP50 / AP75 / S / M / L through pycocotools")
+    coco.add_argument("--annotations", required=True, help="COCO instances JSON of the split")
+    coco.add_argument("--detections", required=True,
+                      help="detections .h5 (boxes), a package-form JSON list (string image ids, 0-based "
+                           "category_id), or a standard COCO results JSON (integer image ids); masks as "
+                           "'segmentation' RLE")
+    coco.add_argument("--iou-type", default="bbox", choices=IOU_TYPES, help="bbox (AP^b) or segm (AP^r)")
+    coco.add_argument("--out", required=True, help="metrics JSON to write (atomically)")
+    coco.set_defaults(func=_run_coco)
+
+    seg = actions.add_parser("segmentation", help="semantic-segmentation mIoU on a VOC segmentation split")
+    seg.add_argument("--root", required=True, help="the VOC20XX directory (or the synthetic dataset's root)")
+    seg.add_argument("--split", required=True, help="ImageSets/Segmentation list, e.g. val")
+    seg.add_argument("--kind", default="voc", choices=VOC_KINDS, help="class list of the dataset (default voc)")
+    seg.add_argument("--predictions", required=True,
+                     help="directory of {id}.png label maps (class index + 1, 0 = background)")
+    seg.add_argument("--out", required=True, help="metrics JSON to write (atomically)")
+    seg.set_defaults(func=_run_segmentation)
+
+
+def _run_voc(args: argparse.Namespace) -> int:
+    classes = classes_for(args.kind)
+    use07 = None
+    if args.metric == "map":  # resolved first: a missing year fails before any file is read
+        use07 = args.use07 if args.use07 is not None else _use07_from_root(args.root)
+    start = time.perf_counter()
+    gt = load_voc_ground_truth(args.root, args.split, classes, cache_dir=args.cache_dir)
+    dets = read_detections(args.detections, gt.image_ids, classes, split=args.split)
+    loaded = time.perf_counter()
+    if args.metric == "map":
+        threshold = DEVKIT_IOU_THRESHOLD if args.iou_threshold is None else args.iou_threshold
+        log.info("VOC AP on %s, split %s: %s metric, IoU > %g, %d detections", args.root, args.split,
+                 "11-point (VOC2007)" if use07 else "area (VOC2010+)", threshold, len(dets))
+        result = evaluate_voc_map(gt, dets, use07, threshold)
+    else:
+        if args.split not in _TRAINING_SPLITS:
+            log.warning("CorLoc is a training-set measure (trainval, or train and val); computing it on %r",
+                        args.split)
+        threshold = CORLOC_IOU_THRESHOLD if args.iou_threshold is None else args.iou_threshold
+        log.info("CorLoc (%s definition) on %s, split %s: IoU > %g, %d detections", args.corloc_definition,
+                 args.root, args.split, threshold, len(dets))
+        result = evaluate_corloc(gt, dets, args.corloc_definition, threshold)
+    done = time.perf_counter()
+    log.info("read in %.2f s, evaluated in %.2f s", loaded - start, done - loaded)
+    _write(args.out, result, {"root": str(args.root), "split": args.split, "detections": str(args.detections),
+                              "classes": list(classes)})
+    return 0
+
+
+def _run_coco(args: argparse.Namespace) -> int:
+    dataset = COCODataset(args.annotations)
+    dets, masks = read_coco_detections(args.detections, dataset)
+    log.info("COCO %s on %s: %d detections", args.iou_type, args.annotations, len(dets))
+    result = evaluate_coco(dataset, dets, args.iou_type, masks if args.iou_type == "segm" else None)
+    _write(args.out, result, {"annotations": str(args.annotations), "detections": str(args.detections)})
+    return 0
+
+
+def _run_segmentation(args: argparse.Namespace) -> int:
+    result = evaluate_voc_segmentation(args.root, args.split, classes_for(args.kind), args.predictions)
+    _write(args.out, result, {"root": str(args.root), "split": args.split, "predictions": str(args.predictions)})
+    return 0
+
+
+def _use07_from_root(root: str) -> bool:
+    """11-point AP for VOC years before 2010, read from the root's name (e.g. .../VOC2007)."""
+    match = _YEAR_IN_ROOT.search(Path(root).resolve().name) or _YEAR_IN_ROOT.search(Path(root).name)
+    if match is None:
+        raise DatasetError("cannot tell the VOC year from the root's name; pass --use07 (11-point AP, VOC2007) "
+                           "or --no-use07 (area under the curve, VOC2010+)", path=root)
+    year = int(match.group(1))
+    log.info("VOC year %d from the root's name: %s", year, "11-point AP" if year < FIRST_AREA_METRIC_YEAR else
+             "area under the curve")
+    return year < FIRST_AREA_METRIC_YEAR
+
+
+def _write(out: str, result: MetricResult, inputs: dict) -> None:
+    payload = {**result.to_json(), **inputs}
+    write_json(out, payload)
+    mean = "undefined" if result.mean is None else f"{100 * result.mean:.2f}"
+    log.info("%s = %s -> %s", result.metric, mean, out)

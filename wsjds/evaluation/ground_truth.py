@@ -1,0 +1,121 @@
+"""Ground truth of one split as flat arrays (the shape every evaluator vectorises over), with a cache.
+
+VOC annotations are parsed once per content: the cache key is a SHA-256 over the class list, the
+split's ids and every annotation file's bytes, so an edited XML can never serve stale boxes. The
+key is kept in memory for the process and, with ``cache_dir``, as an ``.npz`` on disk.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Mapping, Sequence
+
+import numpy as np
+
+from wsjds.data.voc import Annotation, VOCDataset
+from wsjds.io import atomic_path
+
+log = logging.getLogger(__name__)
+
+# Bump when the cached arrays' meaning changes, so old cache files are ignored.
+_CACHE_VERSION = b"wsjds.ground_truth.v1"
+# Splits kept in memory per process (oldest dropped first): a metrics job reads one or two.
+_MEMORY_CACHE_SIZE = 4
+_MEMORY_CACHE: dict[str, "GroundTruth"] = {}
+
+
+@dataclass(frozen=True)
+class GroundTruth:
+    """Objects of a split, flattened. ``image_index`` (G,) int64 indexes ``image_ids``; ``boxes``
+    (G, 4) float32 in package convention; ``labels`` (G,) int64 into ``classes``; ``difficult`` (G,) bool.
+    ``image_ids`` is the split in list order: the universe detections are checked against."""
+
+    image_ids: tuple[str, ...]
+    classes: tuple[str, ...]
+    image_index: np.ndarray
+    boxes: np.ndarray
+    labels: np.ndarray
+    difficult: np.ndarray
+
+    @property
+    def num_classes(self) -> int:
+        return len(self.classes)
+
+    def id_to_index(self) -> dict[str, int]:
+        """Image id -> position in ``image_ids``."""
+        return {image_id: i for i, image_id in enumerate(self.image_ids)}
+
+
+def ground_truth_from_annotations(image_ids: Sequence[str], annotations: Mapping[str, Annotation],
+                                  classes: Sequence[str]) -> GroundTruth:
+    """Flatten per-image :class:`Annotation` objects (VOC or COCO readers) in ``image_ids`` order."""
+    parts = [annotations[image_id] for image_id in image_ids]
+    counts = np.array([len(a.labels) for a in parts], dtype=np.int64)
+    return GroundTruth(
+        image_ids=tuple(image_ids),
+        classes=tuple(classes),
+        image_index=np.repeat(np.arange(len(parts), dtype=np.int64), counts),
+        boxes=np.concatenate([a.boxes for a in parts]).astype(np.float32).reshape(-1, 4)
+        if parts else np.zeros((0, 4), np.float32),
+        labels=np.concatenate([a.labels for a in parts]).astype(np.int64) if parts else np.zeros(0, np.int64),
+        difficult=np.concatenate([a.difficult for a in parts]).astype(bool) if parts else np.zeros(0, bool),
+    )
+
+
+def load_voc_ground_truth(root: str | Path, split: str, classes: Sequence[str],
+                          cache_dir: str | Path | None = None) -> GroundTruth:
+    """Ground truth of a VOC-layout split, parsed once per annotation content (see module docstring)."""
+    dataset = VOCDataset(root, split, tuple(classes))
+    key = _content_key(dataset)
+    if key in _MEMORY_CACHE:
+        log.debug("ground truth of %s/%s from the in-memory cache", root, split)
+        return _MEMORY_CACHE[key]
+    cache_file = None if cache_dir is None else Path(cache_dir) / f"voc_gt_{key}.npz"
+    gt = _read_cache(cache_file, dataset) if cache_file is not None and cache_file.is_file() else None
+    if gt is None:
+        gt = ground_truth_from_annotations(dataset.ids, dataset.annotations(), dataset.classes)
+        if cache_file is not None:
+            _write_cache(cache_file, gt)
+        log.info("parsed %d annotations of %s/%s (%d objects)", len(dataset.ids), root, split, len(gt.labels))
+    else:
+        log.info("ground truth of %s/%s from the cache %s", root, split, cache_file)
+    _MEMORY_CACHE[key] = gt
+    while len(_MEMORY_CACHE) > _MEMORY_CACHE_SIZE:
+        del _MEMORY_CACHE[next(iter(_MEMORY_CACHE))]
+    return gt
+
+
+def _content_key(dataset: VOCDataset) -> str:
+    digest = hashlib.sha256(_CACHE_VERSION)
+    digest.update("\0".join(dataset.classes).encode() + b"\1")
+    for image_id in dataset.ids:
+        digest.update(image_id.encode() + b"\0")
+        path = dataset.annotation_path(image_id)
+        # A missing file is left for the parser to report with its id and path.
+        digest.update(path.read_bytes() if path.is_file() else b"\2missing")
+        digest.update(b"\1")
+    return digest.hexdigest()
+
+
+def _read_cache(path: Path, dataset: VOCDataset) -> GroundTruth | None:
+    try:
+        with np.load(path, allow_pickle=False) as data:
+            gt = GroundTruth(image_ids=dataset.ids, classes=dataset.classes,
+                             image_index=data["image_index"].astype(np.int64), boxes=data["boxes"].astype(np.float32),
+                             labels=data["labels"].astype(np.int64), difficult=data["difficult"].astype(bool))
+    except (OSError, KeyError, ValueError) as exc:
+        log.warning("ignoring unreadable ground-truth cache %s (%s)", path, exc)
+        return None
+    return gt
+
+
+def _write_cache(path: Path, gt: GroundTruth) -> None:
+    try:
+        with atomic_path(path) as tmp:
+            with open(tmp, "wb") as f:
+                np.savez(f, image_index=gt.image_index, boxes=gt.boxes, labels=gt.labels, difficult=gt.difficult)
+    except OSError as exc:  # a read-only cache directory must not fail the evaluation
+        log.warning("could not write the ground-truth cache %s (%s)", path, exc)
