@@ -1,0 +1,95 @@
+# Proposals stage: results/{ds}/proposals/{split}.h5 for every VOC-layout dataset.
+#
+# source: selective_search -> `proposals.shards` Selective Search jobs per split (temporary shard
+# stores, run side by side by `--cores N` or a cluster), then one merge that checks every id of
+# the split is present exactly once. An import spec -> one `wsjds proposals import` job.
+# Settings come from config `proposals`, overridden per dataset (wsjds.proposals.settings).
+
+from wsjds.proposals import settings as proposal_cfg
+
+PROPOSAL_COMPUTED_DATASETS = proposal_cfg.datasets_with_source(config, VOC_LAYOUT_DATASETS, computed=True)
+PROPOSAL_IMPORTED_DATASETS = proposal_cfg.datasets_with_source(config, VOC_LAYOUT_DATASETS, computed=False)
+
+
+rule proposals_compute_shard:
+    input:
+        dataset_input,
+    output:
+        temp("results/{ds}/proposals/shards/{split}.{shard}-of-{nshards}.h5"),
+    params:
+        root=dataset_root,
+        kind=dataset_kind,
+        flags=lambda wildcards: proposal_cfg.compute_flags(config, wildcards.ds, wildcards.split),
+    log:
+        "logs/{ds}/proposals_compute_{split}.{shard}-of-{nshards}.log",
+    benchmark:
+        "results/{ds}/benchmarks/proposals_compute_{split}.{shard}-of-{nshards}.tsv"
+    wildcard_constraints:
+        ds="|".join(PROPOSAL_COMPUTED_DATASETS) or "no_computed_dataset",
+        shard=r"\d+",
+        nshards=r"\d+",
+    threads: rule_resources("proposals")["threads"]
+    resources:
+        mem_mb=rule_resources("proposals")["mem_mb"],
+        runtime=rule_resources("proposals")["runtime"],
+    conda:
+        "../envs/wsjds.yaml"
+    shell:
+        "wsjds proposals compute --kind {params.kind} --root {params.root} --split {wildcards.split}"
+        " --dataset {wildcards.ds} --shard {wildcards.shard}/{wildcards.nshards} --threads {threads}"
+        " {params.flags} --no-progress --out {output} > {log} 2>&1"
+
+
+rule proposals_merge:
+    input:
+        dataset=dataset_input,
+        shards=lambda wildcards: proposal_cfg.shard_paths(config, wildcards.ds, wildcards.split),
+    output:
+        "results/{ds}/proposals/{split}.h5",
+    params:
+        root=dataset_root,
+        kind=dataset_kind,
+    log:
+        "logs/{ds}/proposals_merge_{split}.log",
+    benchmark:
+        "results/{ds}/benchmarks/proposals_merge_{split}.tsv"
+    wildcard_constraints:
+        ds="|".join(PROPOSAL_COMPUTED_DATASETS) or "no_computed_dataset",
+    threads: rule_resources("proposals")["threads"]
+    resources:
+        mem_mb=rule_resources("proposals")["mem_mb"],
+        runtime=rule_resources("proposals")["runtime"],
+    conda:
+        "../envs/wsjds.yaml"
+    shell:
+        "wsjds proposals merge --kind {params.kind} --root {params.root} --split {wildcards.split}"
+        " --dataset {wildcards.ds} --no-progress --out {output} {input.shards} > {log} 2>&1"
+
+
+rule proposals_import:
+    input:
+        dataset=dataset_input,
+        proposals=lambda wildcards: proposal_cfg.import_spec(config, wildcards.ds, wildcards.split)[1],
+    output:
+        "results/{ds}/proposals/{split}.h5",
+    params:
+        root=dataset_root,
+        kind=dataset_kind,
+        format=lambda wildcards: proposal_cfg.import_spec(config, wildcards.ds, wildcards.split)[0],
+        flags=lambda wildcards: proposal_cfg.policy_flags(config, wildcards.ds, wildcards.split),
+    log:
+        "logs/{ds}/proposals_import_{split}.log",
+    benchmark:
+        "results/{ds}/benchmarks/proposals_import_{split}.tsv"
+    wildcard_constraints:
+        ds="|".join(PROPOSAL_IMPORTED_DATASETS) or "no_imported_dataset",
+    threads: rule_resources("proposals")["threads"]
+    resources:
+        mem_mb=rule_resources("proposals")["mem_mb"],
+        runtime=rule_resources("proposals")["runtime"],
+    conda:
+        "../envs/wsjds.yaml"
+    shell:
+        "wsjds proposals import --format {params.format} --input {input.proposals} --kind {params.kind}"
+        " --root {params.root} --split {wildcards.split} --dataset {wildcards.ds} {params.flags}"
+        " --no-progress --out {output} > {log} 2>&1"

@@ -1,0 +1,93 @@
+"""The proposal rules: per-dataset settings, CLI flags, the shard fan-out and an import through Snakemake."""
+
+from __future__ import annotations
+
+import os
+import pickle
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import yaml
+from snakemake.utils import validate
+
+from proposal_helpers import make_voc
+from wsjds.proposals import ProposalStore
+from wsjds.proposals import settings as proposal_cfg
+
+REPO = Path(__file__).resolve().parents[1]
+SCHEMA = str(REPO / "schemas" / "config.schema.yaml")
+
+
+def base_config() -> dict:
+    return yaml.safe_load((REPO / "config.yaml").read_text())
+
+
+def snakemake(workdir: Path, *args: str, override: dict) -> subprocess.CompletedProcess:
+    path = workdir / "override.yaml"
+    path.write_text(yaml.safe_dump(override))
+    env = dict(os.environ, PATH=f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}")
+    return subprocess.run([sys.executable, "-m", "snakemake", "-s", str(REPO / "Snakefile"), "--directory",
+                           str(workdir), "--configfile", str(REPO / "config.yaml"), str(path),
+                           "--workflow-profile", "none", *args], capture_output=True, text=True, env=env, cwd=workdir)
+
+
+def test_dataset_overrides_merge_into_the_defaults():
+    config = base_config()
+    config["datasets"]["voc07"]["proposals"] = {"selective_search": {"mode": "quality"}, "shards": 3}
+    validate(config, SCHEMA)
+    merged = proposal_cfg.proposal_settings(config, "voc07")
+    assert merged["shards"] == 3 and merged["min_side"] == config["proposals"]["min_side"]
+    assert merged["selective_search"]["mode"] == "quality"
+    assert merged["selective_search"]["resize_max_side"] == config["proposals"]["selective_search"]["resize_max_side"]
+    assert config["proposals"]["selective_search"]["mode"] == "fast"  # the defaults are not modified
+    synth = proposal_cfg.proposal_settings(config, "synth")
+    assert synth["min_side"] == 8 and synth["shards"] == 2
+
+
+def test_flags_shards_and_caps_per_split():
+    config = base_config()
+    assert proposal_cfg.max_per_image(config, "voc07", "trainval") == config["proposals"]["max_per_image_train"]
+    assert proposal_cfg.max_per_image(config, "voc07", "test") == config["proposals"]["max_per_image_test"]
+    flags = proposal_cfg.compute_flags(config, "synth", "test")
+    assert "--mode fast" in flags and "--min-side 8" in flags and "--no-whole-image-fallback" in flags
+    assert f"--max-per-image {config['proposals']['max_per_image_test']}" in flags
+    assert proposal_cfg.shard_paths(config, "synth", "trainval") == [
+        "results/synth/proposals/shards/trainval.0-of-2.h5", "results/synth/proposals/shards/trainval.1-of-2.h5"]
+    config["datasets"]["voc07"]["proposals"] = {"source": {"format": "ss-mat", "path": "data/ss/voc_2007_{split}.mat"}}
+    assert proposal_cfg.import_spec(config, "voc07", "test") == ("ss-mat", "data/ss/voc_2007_test.mat")
+    datasets = ["synth", "voc07"]
+    assert proposal_cfg.datasets_with_source(config, datasets, computed=True) == ["synth"]
+    assert proposal_cfg.datasets_with_source(config, datasets, computed=False) == ["voc07"]
+    with pytest.raises(ValueError, match="no import spec"):
+        proposal_cfg.import_spec(config, "synth", "test")
+
+
+def test_dry_run_fans_out_one_job_per_shard(tmp_path, voc_sample):
+    override = {"datasets": {"voc07": {"root": str(voc_sample), "proposals": {"shards": 5}}}}
+    result = snakemake(tmp_path, "-n", "results/voc07/proposals/test.h5", override=override)
+    assert result.returncode == 0, result.stderr
+    jobs = dict(re.findall(r"^(proposals_\w+)\s+(\d+)$", result.stdout, re.M))
+    assert jobs == {"proposals_compute_shard": "5", "proposals_merge": "1"}
+    assert "results/voc07/proposals/shards/test.4-of-5.h5" in result.stdout
+
+
+def test_import_rule_writes_the_store(tmp_path):
+    images = [("000005", 100, 90), ("000007", 120, 100)]
+    voc = make_voc(tmp_path / "VOC2007", {"trainval": images, "test": images})
+    pkl = tmp_path / "props_test.pkl"
+    pkl.write_bytes(pickle.dumps({"boxes": [np.array([[19, 9, 79, 49]]), np.array([[0, 0, 119, 99]])],
+                                  "scores": [np.array([0.5]), np.array([0.25])], "indexes": [5, 7]}))
+    source = {"format": "pkl", "path": str(tmp_path / "props_{split}.pkl")}
+    override = {"datasets": {"voc07": {"root": str(voc), "proposals": {"source": source, "min_side": 4}}}}
+    result = snakemake(tmp_path, "--cores", "1", "results/voc07/proposals/test.h5", override=override)
+    assert result.returncode == 0, result.stderr
+    with ProposalStore.open(tmp_path / "results/voc07/proposals/test.h5", dataset="voc07", split="test") as store:
+        np.testing.assert_array_equal(store["000005"][0], [[19, 9, 80, 50]])
+        np.testing.assert_array_equal(store["000007"][0], [[0, 0, 120, 100]])
+        assert store.header.source == "import:pkl" and store.parameters["max_per_image"] == 9999
+    assert (tmp_path / "logs/voc07/proposals_import_test.log").is_file()
+    assert (tmp_path / "results/voc07/benchmarks/proposals_import_test.tsv").is_file()
