@@ -16,6 +16,7 @@ configfile: "config.yaml"
 
 
 validate(config, "schemas/config.schema.yaml")
+wf.check_references(config)
 
 SYNTHETIC_DATASETS = wf.datasets_of_kind(config, "synthetic")
 VOC_LAYOUT_DATASETS = wf.datasets_of_kind(config, "synthetic", "voc")
@@ -23,11 +24,15 @@ VOC_LAYOUT_DATASETS = wf.datasets_of_kind(config, "synthetic", "voc")
 
 wildcard_constraints:
     ds="|".join(config["datasets"]),
+    method="|".join(config["methods"]),
     split=r"[A-Za-z0-9_]+",
 
 
 include: "rules/common.smk"
 include: "rules/data.smk"
+include: "rules/proposals.smk"
+include: "rules/cgl.smk"
+include: "rules/detect.smk"
 
 
 rule all:

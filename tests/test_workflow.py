@@ -11,6 +11,7 @@ import sys
 from pathlib import Path
 
 import pytest
+import torch
 import yaml
 from snakemake.exceptions import WorkflowError
 from snakemake.utils import validate
@@ -79,7 +80,10 @@ def test_dry_run_builds_the_dag_of_every_stage(tmp_path):
     result = snakemake(tmp_path, "-n")
     assert result.returncode == 0, result.stderr
     jobs = planned_jobs(result.stdout)
+    rounds = base_config()["training"]["synth_cpu"]["rounds"]
     assert jobs["synth_dataset"] == 1 and jobs["dataset_summary"] == 2 and jobs["all"] == 1
+    assert jobs["proposals_merge"] == 2 and jobs["train_settings"] == 1 and jobs["train_round"] == rounds
+    assert jobs["training_curves"] == 1
 
 
 def test_missing_voc_root_fails_at_dag_build_with_instructions(tmp_path):
@@ -112,6 +116,12 @@ def test_synthetic_default_target_runs(tmp_path):
         totals = summary["totals"]
         assert totals["images"] == images == manifest["splits"][split]["images"]
         assert totals["objects_nondifficult"] + totals["objects_difficult"] == manifest["splits"][split]["objects"]
+    rounds = base_config()["training"]["synth_cpu"]["rounds"]
+    for k in range(1, rounds + 1):
+        state = torch.load(tmp_path / f"results/synth/wsjds/round{k}.pt", weights_only=True)
+        assert state["round"] == k and state["format"] == "wsjds.checkpoint"
+    assert (tmp_path / "results/synth/wsjds/training/curves.png").stat().st_size > 0
+    assert (tmp_path / f"results/synth/benchmarks/wsjds/train_round{rounds}.tsv").is_file()
     again = snakemake(tmp_path, "-n", configs=(TINY_SYNTH,))
     assert "Nothing to be done" in again.stdout + again.stderr
 

@@ -17,6 +17,11 @@ from wsjds.data.errors import DatasetError
 COMMAND_MODULES: tuple[str, ...] = (
     "wsjds.commands.data",
     "wsjds.commands.synth",
+    "wsjds.commands.proposals",
+    "wsjds.commands.evaluate",
+    "wsjds.commands.pseudo_gt",
+    "wsjds.commands.train",
+    "wsjds.commands.detect",
 )
 
 

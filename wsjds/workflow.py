@@ -12,6 +12,9 @@ from collections.abc import Mapping
 from wsjds.data.sources import missing_dataset_message, required_path
 
 
+DEFAULT_METHOD = "wsjds"   # the full method is the headline's default (design: Table 1 axis)
+
+
 class MissingDatasetError(FileNotFoundError):
     """A configured dataset is not on disk; the message says where it should be and what to do."""
 
@@ -65,4 +68,70 @@ def default_targets(config: Mapping) -> list[str]:
         raise ValueError(f"default_dataset {ds!r} is not among datasets: {sorted(config['datasets'])}")
     cfg = config["datasets"][ds]
     splits = (cfg["train_split"], cfg["test_split"])
-    return [f"results/{ds}/dataset_summary/{split}.json" for split in splits]
+    targets = [f"results/{ds}/dataset_summary/{split}.json" for split in splits]
+    if cfg["kind"] in ("synthetic", "voc"):  # the proposal and training rules read the VOC layout
+        targets += [f"results/{ds}/proposals/{split}.h5" for split in splits]
+        run = f"results/{ds}/{DEFAULT_METHOD}"
+        targets += [f"{run}/round{round_count(config, ds)}.pt", f"{run}/training/curves.png",
+                    f"{run}/metrics/{cfg['test_split']}_map.json",
+                    f"{run}/metrics/{config['evaluation']['corloc_split']}_corloc.json",
+                    f"{run}/detections/{cfg['test_split']}_coco_results.json", f"{run}/pseudo_gt.h5"]
+    return targets
+
+
+def check_references(config: Mapping) -> None:
+    """Cross-references the schema cannot express: a dataset's model / training recipe and a model's
+    weights must name existing entries. Raises ValueError naming the dangling key."""
+    for name, ds in config["datasets"].items():
+        for key, section in (("model", "models"), ("training", "training"), ("inference", "inference")):
+            if ds[key] not in config[section]:
+                raise ValueError(f"datasets.{name}.{key} = {ds[key]!r} is not among {section}: {sorted(config[section])}")
+    for name, model in config["models"].items():
+        if model["weights"] not in config["weights"]:
+            raise ValueError(f"models.{name}.weights = {model['weights']!r} is not among weights: "
+                             f"{sorted(config['weights'])}")
+
+
+def train_settings(config: Mapping, ds: str, method: str) -> dict:
+    """Everything one training run depends on, resolved from the config (stored in checkpoints;
+    a change reruns the rounds)."""
+    from wsjds.data.classes import classes_for
+
+    cfg = config["datasets"][ds]
+    model = config["models"][cfg["model"]]
+    return {
+        "dataset": {"name": ds, "kind": cfg["kind"], "root": dataset_root(config, ds), "split": cfg["train_split"],
+                    "include_difficult_labels": cfg.get("include_difficult_labels", False)},
+        "classes": list(classes_for(cfg["kind"])),
+        "method_name": method,
+        "method": dict(config["methods"][method]),
+        "model": dict(model),
+        "weights": dict(config["weights"][model["weights"]]),
+        "cgl": dict(config["cgl"]),
+        "training": dict(config["training"][cfg["training"]]),
+    }
+
+
+def round_count(config: Mapping, ds: str) -> int:
+    return config["training"][config["datasets"][ds]["training"]]["rounds"]
+
+
+def inference_flags(config: Mapping, ds: str) -> str:
+    """CLI flags of the dataset's inference preset (the shard count stays with the rules)."""
+    preset = dict(config["inference"][config["datasets"][ds]["inference"]])
+    preset.pop("shards")
+    return cli_flags(preset)
+
+
+def inference_shards(config: Mapping, ds: str) -> int:
+    return config["inference"][config["datasets"][ds]["inference"]]["shards"]
+
+
+def final_checkpoint(config: Mapping, ds: str, method: str) -> str:
+    return f"results/{ds}/{method}/round{round_count(config, ds)}.pt"
+
+
+def use_07_metric(config: Mapping, ds: str) -> bool:
+    """11-point AP for VOC2007 (and earlier); the area under the curve for 2010+ and other datasets."""
+    cfg = config["datasets"][ds]
+    return cfg["kind"] == "voc" and cfg["year"] < 2010

@@ -1,0 +1,115 @@
+# WSOD detections (sharded, merged, exported), VOC metrics, and pseudo ground truth.
+
+
+rule detect_shard:
+    input:
+        settings="results/{ds}/{method}/settings.json",
+        checkpoint=final_checkpoint,
+        proposals="results/{ds}/proposals/{split}.h5",
+    output:
+        temp("results/{ds}/{method}/detections/shards/{split}.{shard}-of-{nshards}.h5"),
+    params:
+        flags=inference_flags,
+    log:
+        "logs/{ds}/{method}/detect_{split}.{shard}-of-{nshards}.log",
+    benchmark:
+        "results/{ds}/benchmarks/{method}/detect_{split}.{shard}-of-{nshards}.tsv"
+    wildcard_constraints:
+        shard=r"\d+",
+        nshards=r"\d+",
+    threads: rule_resources("detect")["threads"]
+    resources:
+        mem_mb=rule_resources("detect")["mem_mb"],
+        runtime=rule_resources("detect")["runtime"],
+        gpu=rule_resources("detect")["gpu"],
+    conda:
+        "../envs/wsjds.yaml"
+    shell:
+        "wsjds detect run --settings {input.settings} --checkpoint {input.checkpoint}"
+        " --proposals {input.proposals} --split {wildcards.split}"
+        " --shard {wildcards.shard}/{wildcards.nshards} {params.flags} --threads {threads}"
+        " --out {output} --no-progress > {log} 2>&1"
+
+
+rule detect_merge:
+    input:
+        settings="results/{ds}/{method}/settings.json",
+        shards=detection_shards,
+    output:
+        "results/{ds}/{method}/detections/{split}.h5",
+    log:
+        "logs/{ds}/{method}/detect_merge_{split}.log",
+    conda:
+        "../envs/wsjds.yaml"
+    shell:
+        "wsjds detect merge --settings {input.settings} --split {wildcards.split} --out {output}"
+        " {input.shards} > {log} 2>&1"
+
+
+rule detect_export:
+    input:
+        "results/{ds}/{method}/detections/{split}.h5",
+    output:
+        coco="results/{ds}/{method}/detections/{split}_coco_results.json",
+        comp4=directory("results/{ds}/{method}/detections/{split}_comp4"),
+    log:
+        "logs/{ds}/{method}/detect_export_{split}.log",
+    conda:
+        "../envs/wsjds.yaml"
+    shell:
+        "wsjds detect export --detections {input} --coco-json {output.coco} --comp4-dir {output.comp4}"
+        " > {log} 2>&1"
+
+
+rule voc_metric:
+    input:
+        dataset=dataset_input,
+        detections="results/{ds}/{method}/detections/{split}.h5",
+    output:
+        "results/{ds}/{method}/metrics/{split}_{metric}.json",
+    params:
+        root=dataset_root,
+        kind=dataset_kind,
+        use07=lambda wildcards: "--use07" if wf.use_07_metric(config, wildcards.ds) else "--no-use07",
+        iou=config["evaluation"]["iou_threshold"],
+        corloc=config["evaluation"]["corloc_definition"],
+    log:
+        "logs/{ds}/{method}/metric_{split}_{metric}.log",
+    wildcard_constraints:
+        metric="map|corloc",
+        ds="|".join(VOC_LAYOUT_DATASETS),
+    conda:
+        "../envs/wsjds.yaml"
+    shell:
+        "wsjds evaluate voc --root {params.root} --kind {params.kind} --split {wildcards.split}"
+        " --detections {input.detections} --metric {wildcards.metric} {params.use07}"
+        " --iou-threshold {params.iou} --corloc-definition {params.corloc} --out {output} > {log} 2>&1"
+
+
+rule pseudo_gt:
+    input:
+        dataset=dataset_input,
+        scores=pseudo_gt_scores,
+    output:
+        pgt="results/{ds}/{method}/pseudo_gt.h5",
+        report="results/{ds}/{method}/pseudo_gt_report.json",
+    params:
+        root=dataset_root,
+        kind=dataset_kind,
+        split=lambda wildcards: config["datasets"][wildcards.ds]["train_split"],
+        difficult=lambda wildcards: (
+            "--include-difficult-labels"
+            if config["datasets"][wildcards.ds].get("include_difficult_labels")
+            else "--no-include-difficult-labels"
+        ),
+        policy=wf.cli_flags(config["pseudo_gt"]),
+    log:
+        "logs/{ds}/{method}/pseudo_gt.log",
+    wildcard_constraints:
+        ds="|".join(VOC_LAYOUT_DATASETS),
+    conda:
+        "../envs/wsjds.yaml"
+    shell:
+        "wsjds pseudo-gt --kind {params.kind} --root {params.root} --split {params.split}"
+        " --dataset {wildcards.ds} {params.difficult} --scores {input.scores} {params.policy}"
+        " --out {output.pgt} --report {output.report} > {log} 2>&1"

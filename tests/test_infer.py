@@ -1,0 +1,98 @@
+"""WSOD inference: test-time augmentation, per-class NMS and the per-image cap, shards and merge."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from wsjds.data.classes import SYNTH_CLASSES
+from wsjds.data.errors import DatasetError
+from wsjds.data.synthetic import SynthConfig, generate_dataset
+from wsjds.data.voc import VOCDataset
+from wsjds.detections import DetectionStore
+from wsjds.infer import InferenceConfig, detect_split, merge_detections, postprocess, proposal_scores
+from wsjds.model.backbone import PixelConvention, VGGC5D
+from wsjds.model.wsddn import WSDDNHead
+from wsjds.model.wsjds import WSJDSModel
+from wsjds.proposals.store import ProposalWriter
+from wsjds.shards import shard_ids
+
+CFG = InferenceConfig(scales=(64, 80), max_side=200, flip=True, max_proposals=50, nms_iou=0.5,
+                      max_detections=100, score_threshold=1e-9)
+
+
+def test_postprocess_is_per_class_nms_then_a_cap():
+    boxes = np.array([[0, 0, 10, 10], [1, 1, 11, 11], [50, 50, 60, 60]], np.float32)   # IoU(0, 1) = 81/119
+    x = np.array([[0.9, 0.2], [0.8, 0.7], [0.0, 0.6]], np.float32)
+    kept_boxes, scores, labels = postprocess(boxes, x, CFG)
+    # class 0: box 0 suppresses box 1; box 2 scores 0 (below threshold). class 1: boxes 1 and 2 survive,
+    # box 0 (0.2) is suppressed by box 1 (0.7) of its own class.
+    assert scores.tolist() == pytest.approx([0.9, 0.7, 0.6])
+    assert labels.tolist() == [0, 1, 1]
+    np.testing.assert_array_equal(kept_boxes, boxes[[0, 1, 2]])
+    capped = postprocess(boxes, x, InferenceConfig(**{**CFG.__dict__, "max_detections": 2}))
+    assert capped[1].tolist() == pytest.approx([0.9, 0.7])
+
+
+def tiny_model() -> WSJDSModel:
+    torch.manual_seed(0)
+    trunk = VGGC5D((4, 4, 8, 8, 8), fc_dim=16)
+    fc6, fc7 = trunk.take_classifier()
+    head = WSDDNHead(8, 16, len(SYNTH_CLASSES), fc6=fc6, fc7=fc7, score_boost=False)
+    return WSJDSModel(trunk, head, None, PixelConvention("RGB", 1.0, (0.5,) * 3, (0.25,) * 3), True).eval()
+
+
+def test_test_time_passes_are_averaged(tmp_path):
+    model = tiny_model()
+    image = np.random.default_rng(0).integers(0, 255, (70, 90, 3), dtype=np.uint8)
+    boxes = np.array([[0, 0, 40, 40], [20, 10, 90, 70]], np.float32)
+    single = [proposal_scores(model, image, boxes, np.zeros(2, np.float32),
+                              InferenceConfig(**{**CFG.__dict__, "scales": (s,), "flip": False}), torch.device("cpu"))
+              for s in (64, 80)]
+    both = proposal_scores(model, image, boxes, np.zeros(2, np.float32),
+                           InferenceConfig(**{**CFG.__dict__, "flip": False}), torch.device("cpu"))
+    assert both.shape == (2, len(SYNTH_CLASSES))
+    np.testing.assert_allclose(both, (single[0] + single[1]) / 2, rtol=1e-5)
+    flipped = proposal_scores(model, image, boxes, np.zeros(2, np.float32), CFG, torch.device("cpu"))
+    assert not np.allclose(flipped, both)          # the flipped passes count too
+
+
+@pytest.fixture(scope="module")
+def tiny_split(tmp_path_factory):
+    root = tmp_path_factory.mktemp("infer")
+    generate_dataset(root / "dataset", SynthConfig(num_trainval=2, num_test=5, min_side=64, max_side=80))
+    source = VOCDataset(root / "dataset", "test", SYNTH_CLASSES)
+    store = root / "test.h5"
+    rng = np.random.default_rng(0)
+    with ProposalWriter(store, dataset="synth", split="test", source="random", parameters={}) as writer:
+        for image_id in source.ids:
+            width, height = source.image_size(image_id)
+            corner = rng.uniform(0, 0.6, (30, 2)) * [width, height]
+            boxes = np.concatenate([corner, corner + rng.uniform(0.2, 0.4, (30, 2)) * [width, height]], 1)
+            boxes = np.minimum(boxes, [width, height, width, height]).astype(np.float32)
+            writer.append(image_id, width, height, boxes, np.zeros(30, np.float32))
+    return source, store
+
+
+def test_shards_merge_into_the_unsharded_result(tiny_split, tmp_path):
+    source, store = tiny_split
+    model = tiny_model()
+    kwargs = dict(dataset="synth", split="test", classes=SYNTH_CLASSES, device=torch.device("cpu"), progress=False)
+    detect_split(model, source, store, source.ids, tmp_path / "all.h5", CFG, **kwargs)
+    shards = []
+    for index in range(2):
+        path = tmp_path / f"shard{index}.h5"
+        detect_split(model, source, store, shard_ids(source.ids, index, 2), path, CFG, **kwargs)
+        shards.append(path)
+    merge_detections(shards[::-1], tmp_path / "merged.h5", source.ids, dataset="synth", split="test")
+    with DetectionStore.open(tmp_path / "all.h5") as whole, DetectionStore.open(tmp_path / "merged.h5") as merged:
+        assert whole.image_ids == merged.image_ids == source.ids
+        for image_id in source.ids:
+            a, b = whole[image_id], merged[image_id]
+            np.testing.assert_array_equal(a.boxes, b.boxes)
+            np.testing.assert_array_equal(a.scores, b.scores)
+            assert 0 < len(a) <= CFG.max_detections
+    with pytest.raises(DatasetError, match="missing"):
+        merge_detections(shards[:1], tmp_path / "bad.h5", source.ids, dataset="synth", split="test")
+    assert not (tmp_path / "bad.h5").exists()

@@ -1,0 +1,163 @@
+"""CGL training rounds: resume after a kill gives the same weights, gradient accumulation equals a
+batch, ground-truth boxes never reach the model, checkpoints load with weights_only."""
+
+from __future__ import annotations
+
+import copy
+import csv
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+import yaml
+
+import wsjds.train as train_module
+from wsjds.cgl.objective import CGLConfig, Method, cgl_objective
+from wsjds.data.classes import SYNTH_CLASSES
+from wsjds.data.dataset import TrainingImages
+from wsjds.data.synthetic import SynthConfig, generate_dataset
+from wsjds.data.transforms import Augmentation
+from wsjds.data.voc import VOCDataset
+from wsjds.model.wsjds import weights_spec
+from wsjds.proposals.store import ProposalWriter
+from wsjds.report.curves import plot_training_curves
+from wsjds.train import Trainer, TrainingError, load_checkpoint, train_round
+from wsjds.workflow import train_settings
+
+IDENTITY = {"scales": [0], "max_side": 10_000, "flip": False, "saturation": 1.0, "exposure": 1.0,
+            "crop_fraction": 1.0, "min_box_side": 0}
+
+
+@pytest.fixture(scope="module")
+def tiny(tmp_path_factory, repo_root):
+    """A 6-image synthetic dataset, a proposal store of grid boxes (no ground truth), and settings
+    for a tiny model."""
+    root = tmp_path_factory.mktemp("train")
+    data = root / "dataset"
+    generate_dataset(data, SynthConfig(num_trainval=6, num_test=2, min_side=64, max_side=80))
+    source = VOCDataset(data, "trainval", SYNTH_CLASSES)
+    store = root / "trainval.h5"
+    with ProposalWriter(store, dataset="synth", split="trainval", source="test-grid", parameters={}) as writer:
+        for image_id in source.ids:
+            width, height = source.image_size(image_id)
+            boxes = grid_boxes(width, height)
+            writer.append(image_id, width, height, boxes, np.zeros(len(boxes), np.float32))
+    config = yaml.safe_load((repo_root / "config.yaml").read_text())
+    settings = train_settings(config, "synth", "wsjds")
+    settings["dataset"]["root"] = str(data)
+    settings["model"].update(widths=[4, 4, 8, 8, 8], fc_dim=16, aspp_hidden=8)
+    settings["training"].update(epochs=2, effective_batch=2, rounds=2, checkpoint_every_updates=1,
+                                augmentation={**settings["training"]["augmentation"], "scales": [64, 72]})
+    settings["cgl"]["tau"] = 0.0        # open the score gate so the short run exercises guidance
+    return source, store, settings
+
+
+def grid_boxes(width: int, height: int) -> np.ndarray:
+    """Proposals on a fixed grid: 3 sizes x 4 x 4 positions; never derived from annotations."""
+    boxes = []
+    for size in (0.3, 0.5, 0.8):
+        w, h = width * size, height * size
+        for fx in np.linspace(0, 1, 4):
+            for fy in np.linspace(0, 1, 4):
+                x1, y1 = fx * (width - w), fy * (height - h)
+                boxes.append([x1, y1, x1 + w, y1 + h])
+    return np.round(np.array(boxes, np.float32), 1)
+
+
+def state_of(path: Path) -> dict[str, torch.Tensor]:
+    return load_checkpoint(path)["model"]
+
+
+def test_a_killed_round_resumes_to_the_same_weights(tiny, tmp_path, monkeypatch):
+    source, store, settings = tiny
+    clean = tmp_path / "clean"
+    train_round(settings, source, store, 1, clean / "round1.pt", None, progress=False)
+    train_round(settings, source, store, 2, clean / "round2.pt", clean / "round1.pt", progress=False)
+
+    killed = tmp_path / "killed"
+    train_round(settings, source, store, 1, killed / "round1.pt", None, progress=False)
+    calls = {"n": 0}
+    real = train_module.cgl_objective
+
+    def dies_on_the_fourth_image(*args, **kwargs):
+        calls["n"] += 1
+        if calls["n"] == 4:
+            raise KeyboardInterrupt("simulated kill")
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(train_module, "cgl_objective", dies_on_the_fourth_image)
+    with pytest.raises(KeyboardInterrupt):
+        train_round(settings, source, store, 2, killed / "round2.pt", killed / "round1.pt", progress=False)
+    partial = killed / "round2.pt.partial"
+    assert partial.is_file() and not (killed / "round2.pt").exists()      # nothing that looks complete
+    assert load_checkpoint(partial)["visit"] == 8                          # round 2 starts at 6; one update done
+    monkeypatch.setattr(train_module, "cgl_objective", real)
+    train_round(settings, source, store, 2, killed / "round2.pt", killed / "round1.pt", progress=False)
+    assert not partial.exists()
+    expected, got = state_of(clean / "round2.pt"), state_of(killed / "round2.pt")
+    assert expected.keys() == got.keys()
+    assert all(torch.equal(expected[k], got[k]) for k in expected)
+    assert not all(torch.equal(expected[k], state_of(clean / "round1.pt")[k]) for k in expected)   # round 2 trained
+
+
+def test_gradient_accumulation_equals_a_batch(tiny):
+    source, store, settings = tiny
+    settings = copy.deepcopy(settings)
+    settings["model"]["dropout"] = 0.0                     # a deterministic model
+    settings["cgl"]["center_loss"]["enabled"] = False
+    settings["training"].update(effective_batch=4, epochs=4, rounds=1, augmentation=IDENTITY | {"scales": [64]})
+    trainer = Trainer(settings, source, store, torch.device("cpu"))
+    batch = [trainer.data[v] for v in range(4)]
+    reference = copy.deepcopy(trainer.model)
+    optimizer = torch.optim.SGD(
+        [{"params": [p for n, p in reference.named_parameters() if p.requires_grad and not n.endswith("bias")],
+          "weight_decay": 0.0005, "lr": 0.01},
+         {"params": [p for n, p in reference.named_parameters() if p.requires_grad and n.endswith("bias")],
+          "weight_decay": 0.0, "lr": 0.02}], momentum=0.9)
+    method, cgl = Method.from_config(settings["method"]), CGLConfig.from_config(settings["cgl"])
+    losses = [cgl_objective(reference, s.image[None], s.rois, None, s.labels, method, cgl, True).loss for s in batch]
+    (torch.stack(losses).sum() / 4).backward(inputs=reference.trainable_parameters())   # one batch of 4
+    optimizer.step()
+
+    trainer.schedule = train_module.Schedule(trainer.schedule.num_images, 4, 1, (0, 1))
+    trainer.data.total_visits = 4
+    trainer.run_round(1, partial=None, progress=False)                                  # 4 x 1 image, accumulated
+    for (name, a), b in zip(reference.named_parameters(), trainer.model.parameters()):
+        assert torch.allclose(a, b, atol=1e-6, rtol=1e-5), name
+
+
+def test_the_model_sees_only_stored_proposals_never_ground_truth(tiny):
+    source, store, settings = tiny
+    pixels = weights_spec(settings["weights"]).pixels
+    for image_id in source.ids:
+        width, height = source.image_size(image_id)
+        augmentation = Augmentation(scales=(min(width, height),), max_side=10_000, flip=False, saturation=1.0,
+                                    exposure=1.0, crop_fraction=1.0, min_box_side=0)
+        data = TrainingImages(source, store, augmentation, pixels, seed=0, max_proposals=2048, total_visits=12)
+        for visit in range(len(data.ids)):
+            sample = data[visit]
+            if sample.image_id != image_id:
+                continue
+            stored = grid_boxes(*source.image_size(image_id))
+            assert torch.equal(sample.rois, torch.from_numpy(stored))       # exactly the store, no row added
+            gt = source.annotation(image_id).boxes
+            assert not (np.abs(stored[:, None, :] - gt[None, :, :]).max(axis=2) < 0.5).any()
+
+
+def test_checkpoints_load_weights_only_and_record_scalars(tiny, tmp_path):
+    source, store, settings = tiny
+    scalars = tmp_path / "round1.csv"
+    trainer = train_round(settings, source, store, 1, tmp_path / "round1.pt", None, scalars, progress=False)
+    state = torch.load(tmp_path / "round1.pt", weights_only=True)
+    assert state["round"] == 1 and state["visit"] == 6 and state["format"] == "wsjds.checkpoint"
+    rows = list(csv.DictReader(scalars.open()))
+    assert len(rows) == 3 == trainer.schedule.round_bounds[1]
+    assert {"loss", "lr", "images_per_s", "mil_cpg", "seed", "crf", "seed_fg", "seed_bg", "seed_ignore"} <= set(rows[0])
+    assert all(np.isfinite(float(r["loss"])) for r in rows)
+    plot_training_curves([scalars], tmp_path / "curves.png", "tiny")
+    assert (tmp_path / "curves.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    with pytest.raises(TrainingError, match="outside 1..2"):
+        train_round(settings, source, store, 3, tmp_path / "round3.pt", tmp_path / "round1.pt", progress=False)
+    with pytest.raises(TrainingError, match="needs round 1"):
+        train_round(settings, source, store, 2, tmp_path / "round2.pt", None, progress=False)

@@ -1,0 +1,114 @@
+"""``wsjds detect``: WSOD detections of a split with test-time augmentation, in shards, then merged
+and exported (COCO results JSON, VOC comp4 files)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+from pathlib import Path
+
+log = logging.getLogger(__name__)
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser("detect", help="detect a split (or one shard of it) with a trained model")
+    commands = parser.add_subparsers(dest="detect_command", required=True, metavar="SUBCOMMAND")
+
+    run = commands.add_parser("run", help="detect the images of one shard")
+    run.add_argument("--settings", required=True, help="the run's settings.json (rule train_settings)")
+    run.add_argument("--checkpoint", required=True, help="trained round checkpoint")
+    run.add_argument("--proposals", required=True, help="proposal store of the split")
+    run.add_argument("--split", required=True)
+    run.add_argument("--shard", default="0/1", help="INDEX/COUNT of the split's image list (default: all)")
+    run.add_argument("--out", required=True, help="detections HDF5 to write")
+    run.add_argument("--raw-scores", help="also write the per-proposal class scores here (pseudo-GT mining)")
+    run.add_argument("--scales", type=int, nargs="+", required=True, help="test scales (shorter side)")
+    run.add_argument("--max-side", type=int, required=True)
+    run.add_argument("--flip", action=argparse.BooleanOptionalAction, default=True)
+    run.add_argument("--max-proposals", type=int, required=True)
+    run.add_argument("--nms-iou", type=float, required=True)
+    run.add_argument("--max-detections", type=int, required=True)
+    run.add_argument("--score-threshold", type=float, required=True)
+    run.add_argument("--shards", type=int, help=argparse.SUPPRESS)   # config's shard count (Snakemake passes it)
+    run.add_argument("--device", default="auto")
+    run.add_argument("--threads", type=int, default=0)
+    run.add_argument("--no-progress", action="store_true")
+    run.set_defaults(func=run_detect)
+
+    merge = commands.add_parser("merge", help="join detection shards (every image of the split exactly once)")
+    merge.add_argument("--settings", required=True)
+    merge.add_argument("--split", required=True)
+    merge.add_argument("--out", required=True)
+    merge.add_argument("shards", nargs="+")
+    merge.set_defaults(func=run_merge)
+
+    export = commands.add_parser("export", help="write a detections store as COCO results JSON and comp4 files")
+    export.add_argument("--detections", required=True)
+    export.add_argument("--coco-json", required=True)
+    export.add_argument("--comp4-dir", required=True)
+    export.set_defaults(func=run_export)
+
+
+def run_detect(args: argparse.Namespace) -> int:
+    import torch
+
+    from wsjds.infer import InferenceConfig, detect_split
+    from wsjds.shards import parse_shard, shard_ids
+    from wsjds.train import load_checkpoint, resolve_device
+
+    settings, source = _settings_and_source(args.settings, args.split)
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    device = resolve_device(args.device)
+    model = _trained_model(settings, load_checkpoint(args.checkpoint)).to(device)
+    cfg = InferenceConfig(tuple(args.scales), args.max_side, args.flip, args.max_proposals, args.nms_iou,
+                          args.max_detections, args.score_threshold)
+    ids = shard_ids(source.ids, *parse_shard(args.shard))
+    detect_split(model, source, args.proposals, ids, args.out, cfg, dataset=settings["dataset"]["name"],
+                 split=args.split, classes=settings["classes"], device=device, raw_scores_out=args.raw_scores,
+                 progress=not args.no_progress)
+    log.info("detected %d images of %s (shard %s) -> %s", len(ids), args.split, args.shard, args.out)
+    return 0
+
+
+def run_merge(args: argparse.Namespace) -> int:
+    from wsjds.infer import merge_detections
+
+    settings, source = _settings_and_source(args.settings, args.split)
+    count = merge_detections(args.shards, args.out, source.ids, dataset=settings["dataset"]["name"], split=args.split)
+    log.info("merged %d shards: %d images -> %s", len(args.shards), count, args.out)
+    return 0
+
+
+def run_export(args: argparse.Namespace) -> int:
+    from wsjds.detections import DetectionStore, to_coco_results, to_voc_comp4
+    from wsjds.io import atomic_path
+
+    with DetectionStore.open(args.detections) as store:
+        to_coco_results(store, args.coco_json)
+        with atomic_path(args.comp4_dir) as tmp:
+            tmp.mkdir()
+            to_voc_comp4(store, tmp)
+    return 0
+
+
+def _settings_and_source(path: str, split: str):
+    from wsjds.data.classes import classes_for
+    from wsjds.data.voc import VOCDataset
+
+    settings = json.loads(Path(path).read_text())
+    data = settings["dataset"]
+    source = VOCDataset(data["root"], split, classes_for(data["kind"]), data["include_difficult_labels"])
+    return settings, source
+
+
+def _trained_model(settings: dict, checkpoint: dict):
+    from wsjds.cgl.objective import Method
+    from wsjds.model.wsjds import build_model, weights_spec
+
+    method = Method.from_config(settings["method"])
+    weights = weights_spec({**settings["weights"], "path": None})   # the checkpoint holds every weight
+    model = build_model(settings["model"], weights, len(settings["classes"]), method.segmentation)
+    model.load_state_dict(checkpoint["model"])
+    return model.eval()

@@ -1,0 +1,59 @@
+"""``wsjds train``: one CGL training round (resumable), and ``wsjds train plot`` for the curves."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+from pathlib import Path
+
+log = logging.getLogger(__name__)
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser("train", help="train one CGL round, resuming where the last one stopped")
+    parser.add_argument("--settings", required=True,
+                        help="JSON file of the resolved run settings (rule train_settings writes it)")
+    parser.add_argument("--proposals", required=True, help="proposal store of the training split")
+    parser.add_argument("--round", type=int, required=True, help="1-based round number")
+    parser.add_argument("--previous", help="checkpoint of the previous round (required from round 2)")
+    parser.add_argument("--out", required=True, help="this round's checkpoint (written atomically)")
+    parser.add_argument("--scalars", help="CSV of this round's per-update scalars")
+    parser.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N")
+    parser.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: torch's default)")
+    parser.add_argument("--no-progress", action="store_true")
+    parser.set_defaults(func=run)
+    plot = subparsers.add_parser("plot-training", help="plot the loss curves of a run's rounds")
+    plot.add_argument("scalars", nargs="+", help="round scalar CSVs, in order")
+    plot.add_argument("--out", required=True, help="PNG file")
+    plot.add_argument("--title", default="")
+    plot.set_defaults(func=run_plot)
+
+
+def run(args: argparse.Namespace) -> int:
+    import torch   # imported here so other sub-commands start without loading torch
+
+    from wsjds.data.classes import classes_for
+    from wsjds.data.voc import VOCDataset
+    from wsjds.train import train_round
+
+    settings = json.loads(Path(args.settings).read_text())
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    data = settings["dataset"]
+    if data["kind"] not in ("voc", "synthetic"):
+        raise SystemExit(f"training reads VOC-layout datasets; {data['name']} is {data['kind']}")
+    source = VOCDataset(data["root"], data["split"], classes_for(data["kind"]), data["include_difficult_labels"])
+    trainer = train_round(settings, source, args.proposals, args.round, args.out, args.previous, args.scalars,
+                          args.device, progress=not args.no_progress)
+    last = trainer.scalars[-1] if trainer.scalars else {}
+    log.info("round %d done: visit %d of %d, last loss %.4f", args.round, trainer.visit,
+             trainer.schedule.total_visits, last.get("loss", float("nan")))
+    return 0
+
+
+def run_plot(args: argparse.Namespace) -> int:
+    from wsjds.report.curves import plot_training_curves
+
+    plot_training_curves(args.scalars, args.out, args.title)
+    return 0

@@ -1,0 +1,108 @@
+"""Training samples for weakly supervised training: image, its stored proposals, image-level labels.
+
+Training is a fixed sequence of *visits*: visit ``v`` is image ``order(epoch)[v % N]`` of epoch
+``v // N``, augmented with a generator seeded by ``(seed, v)``. Every sample is therefore a pure
+function of the seed and its visit index, whatever the number of workers or where a run resumed.
+Proposals come only from the proposal store: ground-truth boxes never enter training.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
+from typing import Protocol
+
+import numpy as np
+import torch
+from torch.utils.data import Dataset, Sampler
+
+from wsjds.data.transforms import Augmentation, augment
+from wsjds.model.backbone import PixelConvention
+from wsjds.proposals.store import ProposalStore
+
+
+class LabelledImages(Protocol):
+    """What training needs from a dataset split (VOCDataset and COCODataset provide it)."""
+
+    ids: tuple[str, ...]
+
+    def read_image(self, image_id: str) -> np.ndarray: ...
+
+    def image_labels(self, image_id: str) -> np.ndarray: ...
+
+
+@dataclass
+class Sample:
+    """One visit. ``image`` (3, H, W) normalised for the backbone; ``rois`` (R, 4) in its pixels;
+    ``scores`` (R,) proposal scores; ``labels`` (C,) image labels."""
+
+    visit: int
+    image_id: str
+    image: torch.Tensor
+    rois: torch.Tensor
+    scores: torch.Tensor
+    labels: torch.Tensor
+
+
+class VisitOrder:
+    """Visit index -> image index: a fresh permutation of the N images per epoch, from the seed."""
+
+    def __init__(self, num_images: int, seed: int):
+        self.num_images, self.seed = num_images, seed
+        self._permutation = lru_cache(maxsize=4)(self._make)
+
+    def image_index(self, visit: int) -> int:
+        epoch, position = divmod(visit, self.num_images)
+        return int(self._permutation(epoch)[position])
+
+    def _make(self, epoch: int) -> np.ndarray:
+        return np.random.default_rng([self.seed, epoch, 0]).permutation(self.num_images)
+
+
+class TrainingImages(Dataset):
+    """``dataset[visit]`` -> :class:`Sample`. Images without any positive label are left out (as the
+    authors' loader drops images without objects); :attr:`ids` lists the ones used."""
+
+    def __init__(self, source: LabelledImages, proposals: str | Path, augmentation: Augmentation,
+                 pixels: PixelConvention, seed: int, max_proposals: int, total_visits: int):
+        self.source, self.proposals_path = source, Path(proposals)
+        self.augmentation, self.pixels, self.seed = augmentation, pixels, seed
+        self.max_proposals, self.total_visits = max_proposals, total_visits
+        self.ids = tuple(i for i in source.ids if source.image_labels(i).any())
+        self.skipped = len(source.ids) - len(self.ids)
+        self.order = VisitOrder(len(self.ids), seed)
+        self._store: ProposalStore | None = None   # opened lazily, once per worker process
+
+    def __len__(self) -> int:
+        return self.total_visits
+
+    def __getitem__(self, visit: int) -> Sample:
+        image_id = self.ids[self.order.image_index(visit)]
+        if self._store is None:
+            self._store = ProposalStore.open(self.proposals_path)
+        boxes, scores = self._store[image_id]
+        boxes, scores = boxes[: self.max_proposals], scores[: self.max_proposals]
+        rng = np.random.default_rng([self.seed, visit, 1])
+        image, boxes, scores = augment(self.source.read_image(image_id), boxes, scores, rng, self.augmentation)
+        tensor = self.pixels.normalise(torch.from_numpy(np.ascontiguousarray(image)).permute(2, 0, 1))
+        return Sample(visit=visit, image_id=image_id, image=tensor, rois=torch.from_numpy(boxes),
+                      scores=torch.from_numpy(scores), labels=torch.from_numpy(self.source.image_labels(image_id)))
+
+
+class VisitRange(Sampler[int]):
+    """Visits ``start .. end - 1`` in order (one round, or the rest of an interrupted one)."""
+
+    def __init__(self, start: int, end: int):
+        self.start, self.end = start, end
+
+    def __iter__(self):
+        return iter(range(self.start, self.end))
+
+    def __len__(self) -> int:
+        return self.end - self.start
+
+
+def keep_sample(sample: Sample) -> Sample:
+    """DataLoader collate for ``batch_size=None``: samples pass through unchanged."""
+    return sample

@@ -1,0 +1,96 @@
+"""Training augmentation of the authors' recipe (reference §5), applied to an image and its boxes together.
+
+Order as in the authors' loader: horizontal flip, HSV saturation/exposure jitter, random crop of a
+fixed fraction of each side, then rescaling so the shorter side is one of the training scales (the
+longer side capped). Boxes stay in the package convention throughout.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+
+
+@dataclass(frozen=True)
+class Augmentation:
+    """Numbers of the training augmentation (config ``training.<preset>``)."""
+
+    scales: tuple[int, ...]       # shorter side after rescaling, drawn uniformly
+    max_side: int                 # cap on the longer side
+    flip: bool
+    saturation: float             # factor range [1, saturation], inverted with probability 1/2
+    exposure: float
+    crop_fraction: float          # crop this fraction of each side at a random offset (1 = no crop)
+    min_box_side: float           # boxes narrower than this after cropping are dropped (px)
+
+
+def augment(image: np.ndarray, boxes: np.ndarray, scores: np.ndarray, rng: np.random.Generator,
+            aug: Augmentation) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Augment ``image`` (H, W, 3) uint8 RGB with ``boxes`` (R, 4) and ``scores`` (R,).
+
+    Returns the new image, its boxes (R', 4) float32 and their scores; R' <= R because boxes left
+    degenerate by the crop are dropped (if that would drop them all, the crop itself is the box).
+    """
+    boxes = boxes.astype(np.float32).copy()
+    if aug.flip and rng.random() < 0.5:
+        image, boxes = hflip(image, boxes)
+    image = hsv_jitter(image, rng, aug.saturation, aug.exposure)
+    image, boxes, scores = random_crop(image, boxes, scores, rng, aug.crop_fraction, aug.min_box_side)
+    scale = int(rng.choice(aug.scales))
+    return (*rescale(image, boxes, scale, aug.max_side), scores)
+
+
+def hflip(image: np.ndarray, boxes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Mirror left-right: x -> W - x (continuous coordinates, so no -1)."""
+    width = image.shape[1]
+    flipped = boxes.copy()
+    flipped[:, 0], flipped[:, 2] = width - boxes[:, 2], width - boxes[:, 0]
+    return np.ascontiguousarray(image[:, ::-1]), flipped
+
+
+def hsv_jitter(image: np.ndarray, rng: np.random.Generator, saturation: float, exposure: float) -> np.ndarray:
+    """Scale S and V by factors drawn from [1, f], each inverted with probability 1/2; clip at 255."""
+    factors = []
+    for limit in (saturation, exposure):
+        factor = rng.uniform(1.0, limit) if limit > 1 else 1.0
+        factors.append(1.0 / factor if rng.random() < 0.5 else factor)
+    if factors == [1.0, 1.0]:
+        return image
+    hsv = cv2.cvtColor(image, cv2.COLOR_RGB2HSV).astype(np.float32)
+    hsv[..., 1] *= factors[0]
+    hsv[..., 2] *= factors[1]
+    return cv2.cvtColor(np.clip(hsv, 0, 255).astype(np.uint8), cv2.COLOR_HSV2RGB)
+
+
+def random_crop(image: np.ndarray, boxes: np.ndarray, scores: np.ndarray, rng: np.random.Generator,
+                fraction: float, min_box_side: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Crop ``fraction`` of each side at a uniform offset; clip and shift the boxes, drop degenerate ones."""
+    height, width = image.shape[:2]
+    crop_h, crop_w = max(1, int(round(height * fraction))), max(1, int(round(width * fraction)))
+    top = int(rng.integers(0, height - crop_h + 1))
+    left = int(rng.integers(0, width - crop_w + 1))
+    image = image[top:top + crop_h, left:left + crop_w]
+    shifted = boxes - np.array([left, top, left, top], np.float32)
+    shifted[:, [0, 2]] = shifted[:, [0, 2]].clip(0, crop_w)
+    shifted[:, [1, 3]] = shifted[:, [1, 3]].clip(0, crop_h)
+    keep = ((shifted[:, 2] - shifted[:, 0]) >= min_box_side) & ((shifted[:, 3] - shifted[:, 1]) >= min_box_side)
+    if not keep.any():
+        return image, np.array([[0, 0, crop_w, crop_h]], np.float32), np.zeros(1, np.float32)
+    return image, shifted[keep], scores[keep]
+
+
+def rescale(image: np.ndarray, boxes: np.ndarray, shorter_side: int, max_side: int) -> tuple[np.ndarray, np.ndarray]:
+    """Resize so the shorter side is ``shorter_side`` unless the longer would exceed ``max_side``."""
+    height, width = image.shape[:2]
+    factor = scale_factor(height, width, shorter_side, max_side)
+    new_w, new_h = max(1, int(round(width * factor))), max(1, int(round(height * factor)))
+    resized = cv2.resize(image, (new_w, new_h), interpolation=cv2.INTER_LINEAR)
+    scaled = boxes * np.array([new_w / width, new_h / height, new_w / width, new_h / height], np.float32)
+    return resized, scaled.astype(np.float32)
+
+
+def scale_factor(height: int, width: int, shorter_side: int, max_side: int) -> float:
+    """Factor that brings the shorter side to ``shorter_side`` with the longer side at most ``max_side``."""
+    return min(shorter_side / min(height, width), max_side / max(height, width))

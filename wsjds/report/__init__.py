@@ -1,0 +1,1 @@
+"""Plots and tables for reports (`snakemake --report`)."""

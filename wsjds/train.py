@@ -1,0 +1,316 @@
+"""CGL training in resumable rounds (one Snakemake job each).
+
+The run is a fixed sequence of image visits (wsjds.data.dataset); every ``effective_batch`` visits
+make one SGD update (gradient accumulation, so one device replays the authors' 4 GPUs x 1 image x
+32 recipe). The updates are split into ``rounds``; round k resumes from round k-1's checkpoint and
+writes its own. Inside a round, a partial checkpoint every ``checkpoint_every_updates`` lets a
+killed job resume where it stopped; dropout and augmentation are seeded per visit, so a resumed run
+gives the same weights as an uninterrupted one on CPU.
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import json
+import logging
+import math
+import time
+from collections.abc import Mapping
+from contextlib import nullcontext
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch.utils.data import DataLoader
+from tqdm import tqdm
+
+from wsjds.cgl.losses import CenterLoss
+from wsjds.cgl.objective import CGLConfig, Method, cgl_objective
+from wsjds.data.dataset import TrainingImages, VisitRange, keep_sample
+from wsjds.data.transforms import Augmentation
+from wsjds.io import atomic_path
+from wsjds.model.wsjds import WSJDSModel, build_model, weights_spec
+
+log = logging.getLogger(__name__)
+
+CHECKPOINT_FORMAT = "wsjds.checkpoint"
+CHECKPOINT_VERSION = 1
+
+
+class TrainingError(RuntimeError):
+    """Training cannot go on (too many non-finite losses, a checkpoint that does not fit)."""
+
+
+@dataclass(frozen=True)
+class TrainingConfig:
+    """A ``training.<preset>`` entry of config.yaml (sources there)."""
+
+    augmentation: Augmentation
+    epochs: float
+    effective_batch: int
+    lr: float
+    momentum: float
+    weight_decay: float
+    bias_lr_mult: float
+    bias_weight_decay: float
+    lr_steps: tuple[float, ...]     # fractions of the updates at which the lr is multiplied by lr_gamma
+    lr_gamma: float
+    rounds: int
+    seed: int
+    max_proposals: int
+    amp_bf16: bool
+    compile: bool
+    max_bad_images: int
+    checkpoint_every_updates: int
+    num_workers: int
+
+    @classmethod
+    def from_config(cls, cfg: Mapping) -> "TrainingConfig":
+        aug = cfg["augmentation"]
+        return cls(
+            augmentation=Augmentation(tuple(aug["scales"]), aug["max_side"], aug["flip"], aug["saturation"],
+                                      aug["exposure"], aug["crop_fraction"], aug["min_box_side"]),
+            epochs=cfg["epochs"], effective_batch=cfg["effective_batch"], lr=cfg["lr"], momentum=cfg["momentum"],
+            weight_decay=cfg["weight_decay"], bias_lr_mult=cfg["bias_lr_mult"],
+            bias_weight_decay=cfg["bias_weight_decay"], lr_steps=tuple(cfg["lr_steps"]), lr_gamma=cfg["lr_gamma"],
+            rounds=cfg["rounds"], seed=cfg["seed"], max_proposals=cfg["max_proposals"], amp_bf16=cfg["amp_bf16"],
+            compile=cfg["compile"], max_bad_images=cfg["max_bad_images"],
+            checkpoint_every_updates=cfg["checkpoint_every_updates"], num_workers=cfg["num_workers"],
+        )
+
+
+@dataclass(frozen=True)
+class Schedule:
+    """The whole run in numbers: images per epoch, SGD updates, and each round's update range."""
+
+    num_images: int
+    effective_batch: int
+    total_updates: int
+    round_bounds: tuple[int, ...]          # update index at which round k starts; last entry = total
+
+    @classmethod
+    def plan(cls, num_images: int, cfg: TrainingConfig) -> "Schedule":
+        total = max(1, math.ceil(cfg.epochs * num_images / cfg.effective_batch))
+        if cfg.rounds > total:
+            raise TrainingError(f"{cfg.rounds} rounds but only {total} SGD updates in the whole run")
+        bounds = tuple(round(k * total / cfg.rounds) for k in range(cfg.rounds + 1))
+        return cls(num_images, cfg.effective_batch, total, bounds)
+
+    @property
+    def total_visits(self) -> int:
+        return self.total_updates * self.effective_batch
+
+    def round_visits(self, round_number: int) -> tuple[int, int]:
+        """Visit range [start, end) of round ``round_number`` (1-based)."""
+        start, end = self.round_bounds[round_number - 1], self.round_bounds[round_number]
+        return start * self.effective_batch, end * self.effective_batch
+
+
+class Trainer:
+    """Model, optimiser, center-loss memory and progress of one run; saves and restores all of it."""
+
+    def __init__(self, settings: Mapping[str, Any], source, proposals: str | Path, device: torch.device):
+        self.settings = settings
+        self.cfg = TrainingConfig.from_config(settings["training"])
+        self.method = Method.from_config(settings["method"])
+        self.cgl = CGLConfig.from_config(settings["cgl"])
+        self.device = device
+        torch.manual_seed(self.cfg.seed)
+        weights = weights_spec(settings["weights"])
+        num_classes = len(settings["classes"])
+        self.model: WSJDSModel = build_model(settings["model"], weights, num_classes, self.method.segmentation).to(device)
+        center_cfg = settings["cgl"]["center_loss"]
+        self.center = CenterLoss(num_classes, settings["model"]["fc_dim"], center_cfg["centres"], center_cfg["top_k"],
+                                 center_cfg["lr"], generator=torch.Generator().manual_seed(self.cfg.seed)).to(device)
+        self.center_every = center_cfg["update_every_images"]
+        self.optimizer = torch.optim.SGD(self._parameter_groups(), lr=self.cfg.lr, momentum=self.cfg.momentum)
+        self.data = TrainingImages(source, proposals, self.cfg.augmentation, weights.pixels, self.cfg.seed,
+                                   self.cfg.max_proposals, total_visits=0)
+        self.schedule = Schedule.plan(len(self.data.ids), self.cfg)
+        self.data.total_visits = self.schedule.total_visits
+        if self.data.skipped:
+            log.info("%d images have no positive label and are left out of training", self.data.skipped)
+        self.visit = 0
+        self.round_number = 0
+        self.bad_images = 0
+        self.scalars: list[dict[str, Any]] = []
+        if self.cfg.compile:
+            self.model.backbone = torch.compile(self.model.backbone)
+
+    # --- the loop ----------------------------------------------------------------------------------
+
+    def run_round(self, round_number: int, partial: Path | None = None, progress: bool = True) -> None:
+        """Train the visits of ``round_number`` from :attr:`visit` on; save partial checkpoints."""
+        start, end = self.schedule.round_visits(round_number)
+        if not start <= self.visit <= end:
+            raise TrainingError(f"round {round_number} covers visits {start}..{end}, but the model is at visit "
+                                f"{self.visit}: resume from round {round_number - 1}'s checkpoint")
+        self.round_number = round_number
+        loader = DataLoader(self.data, batch_size=None, sampler=VisitRange(self.visit, end),
+                            num_workers=self.cfg.num_workers, collate_fn=keep_sample,
+                            worker_init_fn=_single_threaded_worker)
+        guidance_end = self.settings["cgl"]["guidance_fraction"] * self.schedule.total_visits
+        batch = self.cfg.effective_batch
+        pending: dict[str, list[float]] = {}
+        tic = time.perf_counter()
+        bar = tqdm(total=end - self.visit, desc=f"round {round_number}", unit="img", disable=not progress)
+        self.optimizer.zero_grad(set_to_none=True)
+        for sample in loader:
+            self._train_image(sample, sample.visit < guidance_end, batch, pending)
+            self.visit = sample.visit + 1
+            bar.update(1)
+            if self.visit % self.center_every == 0:
+                self.center.update_centres()
+            if self.visit % batch == 0:
+                update = self.visit // batch
+                self._set_lr(update - 1)
+                self.optimizer.step()
+                self.optimizer.zero_grad(set_to_none=True)
+                elapsed, tic = time.perf_counter() - tic, time.perf_counter()
+                row = self._scalar_row(update, pending, batch / elapsed)
+                self.scalars.append(row)
+                bar.set_postfix(loss=f"{row['loss']:.3f}")
+                log.info("update %d/%d: %s", update, self.schedule.total_updates,
+                         ", ".join(f"{k}={v:.4g}" for k, v in row.items() if isinstance(v, float)))
+                pending = {}
+                if partial is not None and update % self.cfg.checkpoint_every_updates == 0 and self.visit < end:
+                    self.save(partial)
+        bar.close()
+
+    def _train_image(self, sample, guidance: bool, batch: int, pending: dict[str, list[float]]) -> None:
+        autocast = (torch.autocast("cuda", dtype=torch.bfloat16) if self.cfg.amp_bf16 and self.device.type == "cuda"
+                    else nullcontext())
+        torch.manual_seed(self.cfg.seed * 1_000_003 + sample.visit)     # dropout masks: a function of the visit
+        with autocast:
+            objective = cgl_objective(self.model, sample.image[None].to(self.device), sample.rois.to(self.device),
+                                      sample.scores.to(self.device) if self.model.detection.score_boost else None,
+                                      sample.labels.to(self.device), self.method, self.cgl, guidance, self.center)
+        if not torch.isfinite(objective.loss):
+            self.bad_images += 1
+            log.warning("non-finite loss on image %s (visit %d): %s; skipped (%d so far)", sample.image_id,
+                        sample.visit, objective.terms, self.bad_images)
+            if self.bad_images > self.cfg.max_bad_images:
+                raise TrainingError(f"more than {self.cfg.max_bad_images} images gave a non-finite loss")
+            return
+        (objective.loss / batch).backward(inputs=self.model.trainable_parameters())
+        for name, value in {"loss": float(objective.loss.detach()), **objective.terms, **objective.stats}.items():
+            pending.setdefault(name, []).append(value)
+
+    def _scalar_row(self, update: int, pending: dict[str, list[float]], images_per_s: float) -> dict[str, Any]:
+        row: dict[str, Any] = {"round": self.round_number, "update": update, "visit": self.visit,
+                               "lr": self.optimizer.param_groups[0]["lr"], "images_per_s": images_per_s}
+        row.update({name: sum(values) / len(values) for name, values in pending.items()})
+        return row
+
+    def _set_lr(self, update: int) -> None:
+        decays = sum(update >= step * self.schedule.total_updates for step in self.cfg.lr_steps)
+        lr = self.cfg.lr * self.cfg.lr_gamma**decays
+        for group in self.optimizer.param_groups:
+            group["lr"] = lr * group["lr_mult"]
+
+    def _parameter_groups(self) -> list[dict[str, Any]]:
+        weights, biases = [], []
+        for name, parameter in self.model.named_parameters():
+            if parameter.requires_grad:
+                (biases if name.endswith("bias") else weights).append(parameter)
+        return [{"params": weights, "lr_mult": 1.0, "weight_decay": self.cfg.weight_decay, "lr": self.cfg.lr},
+                {"params": biases, "lr_mult": self.cfg.bias_lr_mult, "weight_decay": self.cfg.bias_weight_decay,
+                 "lr": self.cfg.lr * self.cfg.bias_lr_mult}]
+
+    # --- checkpoints -------------------------------------------------------------------------------
+
+    def state(self) -> dict[str, Any]:
+        return {"format": CHECKPOINT_FORMAT, "version": CHECKPOINT_VERSION, "settings_hash": settings_hash(self.settings),
+                "settings": json.dumps(self.settings, sort_keys=True), "round": self.round_number,
+                "visit": self.visit, "bad_images": self.bad_images, "model": self.model.state_dict(),
+                "optimizer": self.optimizer.state_dict(), "center": self.center.state_dict(),
+                "torch_rng": torch.get_rng_state(), "scalars": self.scalars}
+
+    def save(self, path: Path) -> None:
+        with atomic_path(path) as tmp:
+            torch.save(self.state(), tmp)
+
+    def load(self, path: Path, expect_round: int | None = None) -> None:
+        state = load_checkpoint(path)
+        if expect_round is not None and state["round"] != expect_round:
+            raise TrainingError(f"{path}: checkpoint of round {state['round']}, expected round {expect_round}")
+        if state["settings_hash"] != settings_hash(self.settings):
+            log.warning("%s was trained with other settings than this run's; continuing from it anyway", path)
+        self.model.load_state_dict(state["model"])
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.center.load_state_dict(state["center"])
+        torch.set_rng_state(state["torch_rng"])
+        self.visit, self.round_number = int(state["visit"]), int(state["round"])
+        self.bad_images, self.scalars = int(state["bad_images"]), list(state["scalars"])
+
+
+def train_round(settings: Mapping[str, Any], source, proposals: str | Path, round_number: int, out: str | Path,
+                previous: str | Path | None, scalars_csv: str | Path | None = None, device: str = "auto",
+                progress: bool = True) -> Trainer:
+    """Run round ``round_number`` (1-based) and write its checkpoint to ``out`` (atomically).
+
+    Resumes from ``out``'s partial checkpoint (``<out>.partial``) when a killed job left one, else
+    from ``previous`` (round k-1's checkpoint; None for round 1).
+    """
+    out = Path(out)
+    partial = out.with_name(out.name + ".partial")
+    trainer = Trainer(settings, source, proposals, resolve_device(device))
+    if not 1 <= round_number <= trainer.cfg.rounds:
+        raise TrainingError(f"round {round_number} is outside 1..{trainer.cfg.rounds} (training.rounds)")
+    if partial.is_file():
+        trainer.load(partial, expect_round=round_number)
+        log.info("resuming round %d from %s at visit %d", round_number, partial, trainer.visit)
+    elif round_number > 1:
+        if previous is None:
+            raise TrainingError(f"round {round_number} needs round {round_number - 1}'s checkpoint")
+        trainer.load(Path(previous), expect_round=round_number - 1)
+    start, end = trainer.schedule.round_visits(round_number)
+    log.info("round %d/%d: visits %d..%d (updates %d..%d of %d, effective batch %d, %d images)", round_number,
+             trainer.cfg.rounds, start, end, start // trainer.cfg.effective_batch, end // trainer.cfg.effective_batch,
+             trainer.schedule.total_updates, trainer.cfg.effective_batch, trainer.schedule.num_images)
+    trainer.run_round(round_number, partial, progress)
+    trainer.save(out)
+    partial.unlink(missing_ok=True)
+    if scalars_csv is not None:
+        write_scalars(scalars_csv, [row for row in trainer.scalars if row["round"] == round_number])
+    return trainer
+
+
+def load_checkpoint(path: str | Path) -> dict[str, Any]:
+    """A training checkpoint, loaded with ``weights_only=True`` and checked to be one."""
+    path = Path(path)
+    if not path.is_file():
+        raise TrainingError(f"checkpoint not found: {path}")
+    state = torch.load(path, map_location="cpu", weights_only=True)
+    if not isinstance(state, dict) or state.get("format") != CHECKPOINT_FORMAT:
+        raise TrainingError(f"{path}: not a wsjds training checkpoint")
+    if state.get("version") != CHECKPOINT_VERSION:
+        raise TrainingError(f"{path}: checkpoint version {state.get('version')}, this wsjds reads {CHECKPOINT_VERSION}")
+    return state
+
+
+def write_scalars(path: str | Path, rows: list[dict[str, Any]]) -> None:
+    """Per-update scalars as CSV (columns: the union of the rows' keys, in first-seen order)."""
+    columns: list[str] = []
+    for row in rows:
+        columns += [key for key in row if key not in columns]
+    with atomic_path(path) as tmp, open(tmp, "w", newline="") as handle:
+        writer = csv.DictWriter(handle, fieldnames=columns)
+        writer.writeheader()
+        writer.writerows(rows)
+
+
+def settings_hash(settings: Mapping[str, Any]) -> str:
+    return hashlib.sha256(json.dumps(settings, sort_keys=True).encode()).hexdigest()[:16]
+
+
+def resolve_device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(name)
+
+
+def _single_threaded_worker(_: int) -> None:
+    torch.set_num_threads(1)
