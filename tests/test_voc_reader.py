@@ -9,7 +9,6 @@ import sys
 from pathlib import Path
 
 import numpy as np
-import pytest
 
 from wsjds.data import VOC_CLASSES, VOCDataset
 from wsjds.data.summary import summarize

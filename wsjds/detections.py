@@ -27,7 +27,7 @@ import numpy as np
 
 from wsjds.boxes import to_voc_xml, xyxy_to_xywh
 from wsjds.data.errors import DatasetError
-from wsjds.hdf5 import FieldSpec, Header, RaggedFile, RaggedWriter
+from wsjds.hdf5 import FieldSpec, Header, RaggedStore, RaggedWriter
 from wsjds.io import atomic_path
 
 log = logging.getLogger(__name__)
@@ -63,64 +63,19 @@ class ImageDetections:
         return int(self.scores.shape[0])
 
 
-class DetectionStore:
+class DetectionStore(RaggedStore):
     """Read-only detections of one split with O(1) access by image id: ``store[image_id]``."""
 
-    def __init__(self, ragged: RaggedFile):
-        self._ragged = ragged
-
-    @classmethod
-    def open(cls, path: str | Path, *, dataset: str | None = None, split: str | None = None) -> "DetectionStore":
-        """Open and check a detections file; ``dataset`` / ``split``, when given, must match its attributes."""
-        return cls(RaggedFile.open(path, format=DETECTIONS_FORMAT, versions=(DETECTIONS_VERSION,),
-                                   dataset=dataset, split=split))
-
-    def __enter__(self) -> "DetectionStore":
-        return self
-
-    def __exit__(self, *exc_info: object) -> None:
-        self.close()
-
-    def close(self) -> None:
-        self._ragged.close()
+    FORMAT, VERSIONS = DETECTIONS_FORMAT, (DETECTIONS_VERSION,)
 
     def __getitem__(self, image_id: str) -> ImageDetections:
         rows = self._ragged.read(image_id)
         return ImageDetections(rows["boxes"], rows["scores"], rows["labels"])
 
-    def __len__(self) -> int:
-        return len(self._ragged)
-
-    def __contains__(self, image_id: object) -> bool:
-        return image_id in self._ragged
-
-    def __iter__(self) -> Iterator[str]:
-        return iter(self._ragged)
-
     def items(self) -> Iterator[tuple[str, ImageDetections]]:
         """``(image_id, detections)`` in file order."""
-        for image_id in self._ragged.image_ids:
+        for image_id in self.image_ids:
             yield image_id, self[image_id]
-
-    @property
-    def path(self) -> Path:
-        return self._ragged.path
-
-    @property
-    def header(self) -> Header:
-        return self._ragged.header
-
-    @property
-    def classes(self) -> tuple[str, ...]:
-        return self._ragged.header.classes
-
-    @property
-    def image_ids(self) -> tuple[str, ...]:
-        return self._ragged.image_ids
-
-    def image_size(self, image_id: str) -> tuple[int, int]:
-        """``(width, height)`` of the image the boxes belong to."""
-        return self._ragged.image_size(image_id)
 
 
 class DetectionWriter:
@@ -159,58 +114,14 @@ class DetectionWriter:
         self._writer.append(image_id, width, height, boxes=boxes, scores=scores, labels=labels.astype(np.int64))
 
 
-class ProposalScoresStore:
+class ProposalScoresStore(RaggedStore):
     """Raw per-proposal class scores of one split: ``boxes, scores = store[image_id]``, (K, 4) and (K, C)."""
 
-    def __init__(self, ragged: RaggedFile):
-        self._ragged = ragged
-
-    @classmethod
-    def open(cls, path: str | Path, *, dataset: str | None = None,
-             split: str | None = None) -> "ProposalScoresStore":
-        return cls(RaggedFile.open(path, format=PROPOSAL_SCORES_FORMAT, versions=(PROPOSAL_SCORES_VERSION,),
-                                   dataset=dataset, split=split))
-
-    def __enter__(self) -> "ProposalScoresStore":
-        return self
-
-    def __exit__(self, *exc_info: object) -> None:
-        self.close()
-
-    def close(self) -> None:
-        self._ragged.close()
+    FORMAT, VERSIONS = PROPOSAL_SCORES_FORMAT, (PROPOSAL_SCORES_VERSION,)
 
     def __getitem__(self, image_id: str) -> tuple[np.ndarray, np.ndarray]:
         rows = self._ragged.read(image_id)
         return rows["boxes"], rows["scores"]
-
-    def __len__(self) -> int:
-        return len(self._ragged)
-
-    def __contains__(self, image_id: object) -> bool:
-        return image_id in self._ragged
-
-    def __iter__(self) -> Iterator[str]:
-        return iter(self._ragged)
-
-    @property
-    def path(self) -> Path:
-        return self._ragged.path
-
-    @property
-    def header(self) -> Header:
-        return self._ragged.header
-
-    @property
-    def classes(self) -> tuple[str, ...]:
-        return self._ragged.header.classes
-
-    @property
-    def image_ids(self) -> tuple[str, ...]:
-        return self._ragged.image_ids
-
-    def image_size(self, image_id: str) -> tuple[int, int]:
-        return self._ragged.image_size(image_id)
 
 
 class ProposalScoresWriter:

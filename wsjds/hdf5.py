@@ -350,5 +350,70 @@ class RaggedFile:
         return int(self._offsets[row]), int(self._offsets[row + 1])
 
 
+class RaggedStore:
+    """Base of the typed, read-only stores (proposals, detections, pseudo GT, ...): a
+    :class:`RaggedFile` of one format, with O(1) access by image id. Subclasses set ``FORMAT`` and
+    ``VERSIONS`` and define ``__getitem__``."""
+
+    FORMAT: str = ""
+    VERSIONS: tuple[int, ...] = ()
+
+    def __init__(self, ragged: RaggedFile):
+        self._ragged = ragged
+
+    @classmethod
+    def open(cls, path: str | Path, *, dataset: str | None = None, split: str | None = None):
+        """Open and check a file; ``dataset`` / ``split``, when given, must match its attributes."""
+        return cls(RaggedFile.open(path, format=cls.FORMAT, versions=cls.VERSIONS, dataset=dataset, split=split))
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        self._ragged.close()
+
+    def __len__(self) -> int:
+        return len(self._ragged)
+
+    def __contains__(self, image_id: object) -> bool:
+        return image_id in self._ragged
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._ragged)
+
+    def __repr__(self) -> str:
+        return repr(self._ragged).replace(type(self._ragged).__name__, type(self).__name__, 1)
+
+    @property
+    def path(self) -> Path:
+        return self._ragged.path
+
+    @property
+    def header(self) -> Header:
+        return self._ragged.header
+
+    @property
+    def parameters(self) -> Mapping[str, Any]:
+        return self._ragged.header.parameters
+
+    @property
+    def classes(self) -> tuple[str, ...]:
+        return self._ragged.header.classes
+
+    @property
+    def image_ids(self) -> tuple[str, ...]:
+        return self._ragged.image_ids
+
+    def image_size(self, image_id: str) -> tuple[int, int]:
+        """``(width, height)`` of the image the rows belong to."""
+        return self._ragged.image_size(image_id)
+
+    def num_rows(self, image_id: str) -> int:
+        return self._ragged.num_rows(image_id)
+
+
 def _as_str(value: Any) -> str:
     return value.decode("utf-8") if isinstance(value, bytes) else str(value)

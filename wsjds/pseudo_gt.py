@@ -34,7 +34,7 @@ from wsjds.evaluation.corloc import DEFAULT_CORLOC_DEFINITION, evaluate_corloc
 from wsjds.evaluation.detections_io import FlatDetections
 from wsjds.evaluation.ground_truth import GroundTruth
 from wsjds.evaluation.matching import best_overlaps
-from wsjds.hdf5 import FieldSpec, Header, RaggedFile, RaggedWriter
+from wsjds.hdf5 import FieldSpec, Header, RaggedStore, RaggedWriter
 from wsjds.io import write_json
 
 log = logging.getLogger(__name__)
@@ -228,53 +228,14 @@ def sanity_report(images: Sequence[PseudoImage], classes: Sequence[str],
     return report
 
 
-class PseudoGTStore:
+class PseudoGTStore(RaggedStore):
     """Read-only pseudo GT: ``boxes, labels, scores = store[image_id]`` ((K, 4), (K,), (K,))."""
 
-    def __init__(self, ragged: RaggedFile):
-        self._ragged = ragged
-
-    @classmethod
-    def open(cls, path: str | Path, *, dataset: str | None = None, split: str | None = None) -> "PseudoGTStore":
-        return cls(RaggedFile.open(path, format=PSEUDO_GT_FORMAT, versions=(PSEUDO_GT_VERSION,),
-                                   dataset=dataset, split=split))
-
-    def __enter__(self) -> "PseudoGTStore":
-        return self
-
-    def __exit__(self, *exc_info: object) -> None:
-        self.close()
-
-    def close(self) -> None:
-        self._ragged.close()
+    FORMAT, VERSIONS = PSEUDO_GT_FORMAT, (PSEUDO_GT_VERSION,)
 
     def __getitem__(self, image_id: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         rows = self._ragged.read(image_id)
         return rows["boxes"], rows["labels"], rows["scores"]
-
-    def __len__(self) -> int:
-        return len(self._ragged)
-
-    def __contains__(self, image_id: object) -> bool:
-        return image_id in self._ragged
-
-    def __iter__(self) -> Iterator[str]:
-        return iter(self._ragged)
-
-    @property
-    def header(self) -> Header:
-        return self._ragged.header
-
-    @property
-    def classes(self) -> tuple[str, ...]:
-        return self._ragged.header.classes
-
-    @property
-    def image_ids(self) -> tuple[str, ...]:
-        return self._ragged.image_ids
-
-    def image_size(self, image_id: str) -> tuple[int, int]:
-        return self._ragged.image_size(image_id)
 
 
 def open_candidates(path: str | Path, *, dataset: str | None = None, split: str | None = None) -> "CandidateSource":

@@ -10,13 +10,13 @@ from __future__ import annotations
 import logging
 import sys
 from pathlib import Path
-from typing import Any, Callable, Iterator, Mapping, Sequence
+from typing import Any, Callable, Mapping, Sequence
 
 import numpy as np
 from tqdm import tqdm
 
 from wsjds.data.errors import DatasetError
-from wsjds.hdf5 import FieldSpec, Header, RaggedFile, RaggedWriter
+from wsjds.hdf5 import FieldSpec, Header, RaggedStore, RaggedWriter
 from wsjds.proposals.postprocess import check_ids, validate_proposals
 
 log = logging.getLogger(__name__)
@@ -31,66 +31,18 @@ PROPOSAL_FIELDS: Mapping[str, FieldSpec] = {
 SHARD_PARAMETER = "shard"
 
 
-class ProposalStore:
+class ProposalStore(RaggedStore):
     """Read-only proposals of one split with O(1) access by image id (see module docstring)."""
 
-    def __init__(self, ragged: RaggedFile):
-        self._ragged = ragged
-
-    @classmethod
-    def open(cls, path: str | Path, *, dataset: str | None = None, split: str | None = None) -> "ProposalStore":
-        """Open and check a proposal file; ``dataset`` / ``split``, when given, must match its attributes."""
-        return cls(RaggedFile.open(path, format=PROPOSALS_FORMAT, versions=(PROPOSALS_VERSION,),
-                                   dataset=dataset, split=split))
-
-    def __enter__(self) -> "ProposalStore":
-        return self
-
-    def __exit__(self, *exc_info: object) -> None:
-        self.close()
-
-    def close(self) -> None:
-        self._ragged.close()
+    FORMAT, VERSIONS = PROPOSALS_FORMAT, (PROPOSALS_VERSION,)
 
     def __getitem__(self, image_id: str) -> tuple[np.ndarray, np.ndarray]:
         """``(boxes (K, 4) float32, scores (K,) float32)`` of one image."""
         rows = self._ragged.read(image_id)
         return rows["boxes"], rows["scores"]
 
-    def __len__(self) -> int:
-        return len(self._ragged)
-
-    def __contains__(self, image_id: object) -> bool:
-        return image_id in self._ragged
-
-    def __iter__(self) -> Iterator[str]:
-        return iter(self._ragged)
-
-    def __repr__(self) -> str:
-        return repr(self._ragged).replace(type(self._ragged).__name__, type(self).__name__, 1)
-
-    @property
-    def image_ids(self) -> tuple[str, ...]:
-        return self._ragged.image_ids
-
-    @property
-    def path(self) -> Path:
-        return self._ragged.path
-
-    @property
-    def header(self) -> Header:
-        return self._ragged.header
-
-    @property
-    def parameters(self) -> Mapping[str, Any]:
-        return self._ragged.header.parameters
-
-    def image_size(self, image_id: str) -> tuple[int, int]:
-        """``(width, height)`` of the image the boxes belong to."""
-        return self._ragged.image_size(image_id)
-
     def num_boxes(self, image_id: str) -> int:
-        return self._ragged.num_rows(image_id)
+        return self.num_rows(image_id)
 
 
 class ProposalWriter:
