@@ -5,11 +5,16 @@
 #
 # Rules are thin: each calls the `wsjds` CLI; the logic lives in the wsjds package.
 
+import os
+
 from snakemake.utils import min_version, validate
 
 from wsjds import workflow as wf
 
 min_version("9.0")
+
+# envs/wsjds.post-deploy.sh installs the package from this checkout into the rules' conda env.
+os.environ.setdefault("WSJDS_SOURCE", workflow.basedir)
 
 
 configfile: "config.yaml"
@@ -25,6 +30,7 @@ VOC_LAYOUT_DATASETS = wf.datasets_of_kind(config, "synthetic", "voc")
 wildcard_constraints:
     ds="|".join(config["datasets"]),
     method="|".join(config["methods"]),
+    run="(" + "|".join(config["methods"]) + ")(/frcnn)?",
     split=r"[A-Za-z0-9_]+",
 
 
@@ -33,6 +39,7 @@ include: "rules/data.smk"
 include: "rules/proposals.smk"
 include: "rules/cgl.smk"
 include: "rules/detect.smk"
+include: "rules/masks.smk"
 
 
 rule all:

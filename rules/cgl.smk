@@ -1,13 +1,14 @@
-# CGL training: one job per round, each resuming from the previous round's checkpoint.
+# Training runs: CGL ({run} = {method}) and Fast R-CNN retraining on pseudo GT ({run} =
+# {method}/frcnn). One job per round, each resuming from the previous round's checkpoint.
 
 
 rule train_settings:
     output:
-        "results/{ds}/{method}/settings.json",
+        "results/{ds}/{run}/settings.json",
     params:
-        settings=resolved_train_settings,
+        settings=resolved_run_settings,
     log:
-        "logs/{ds}/{method}/train_settings.log",
+        "logs/{ds}/{run}/train_settings.log",
     localrule: True
     run:
         write_json(output[0], params.settings)
@@ -15,18 +16,22 @@ rule train_settings:
 
 rule train_round:
     input:
-        settings="results/{ds}/{method}/settings.json",
+        unpack(frcnn_inputs),
+        settings="results/{ds}/{run}/settings.json",
         proposals=train_proposals,
         previous=previous_round,
     output:
-        checkpoint=protected("results/{ds}/{method}/round{round}.pt"),
-        scalars="results/{ds}/{method}/training/round{round}_scalars.csv",
+        checkpoint=protected("results/{ds}/{run}/round{round}.pt"),
+        scalars="results/{ds}/{run}/training/round{round}_scalars.csv",
     params:
         previous=lambda wildcards, input: f"--previous {input.previous}" if input.previous else "",
+        frcnn=lambda wildcards, input: (
+            f"--targets {input.targets} --wsod-checkpoint {input.wsod}" if "targets" in input.keys() else ""
+        ),
     log:
-        "logs/{ds}/{method}/train_round{round}.log",
+        "logs/{ds}/{run}/train_round{round}.log",
     benchmark:
-        "results/{ds}/benchmarks/{method}/train_round{round}.tsv"
+        "results/{ds}/benchmarks/{run}/train_round{round}.tsv"
     wildcard_constraints:
         round=r"\d+",
     threads: rule_resources("train")["threads"]
@@ -38,18 +43,18 @@ rule train_round:
         "../envs/wsjds.yaml"
     shell:
         "wsjds train --settings {input.settings} --proposals {input.proposals} --round {wildcards.round}"
-        " {params.previous} --out {output.checkpoint} --scalars {output.scalars} --threads {threads}"
-        " --no-progress > {log} 2>&1"
+        " {params.previous} {params.frcnn} --out {output.checkpoint} --scalars {output.scalars}"
+        " --threads {threads} --no-progress > {log} 2>&1"
 
 
 rule training_curves:
     input:
         all_round_scalars,
     output:
-        "results/{ds}/{method}/training/curves.png",
+        "results/{ds}/{run}/training/curves.png",
     log:
-        "logs/{ds}/{method}/training_curves.log",
+        "logs/{ds}/{run}/training_curves.log",
     conda:
         "../envs/wsjds.yaml"
     shell:
-        "wsjds plot-training {input} --out {output} --title '{wildcards.ds} / {wildcards.method}' > {log} 2>&1"
+        "wsjds plot-training {input} --out {output} --title '{wildcards.ds} / {wildcards.run}' > {log} 2>&1"

@@ -33,35 +33,130 @@ def train_proposals(wildcards):
 
 def previous_round(wildcards):
     """Round k-1's checkpoint (none for round 1); rounds past the configured count are an error."""
-    k, last = int(wildcards.round), wf.round_count(config, wildcards.ds)
+    k, last = int(wildcards.round), wf.round_count(config, wildcards.ds, wildcards.run)
     if not 1 <= k <= last:
-        raise ValueError(f"round {k} of {wildcards.ds}: training.rounds is {last}, so rounds run 1..{last}")
-    return [] if k == 1 else f"results/{wildcards.ds}/{wildcards.method}/round{k - 1}.pt"
+        raise ValueError(f"round {k} of {wildcards.ds}/{wildcards.run}: its training recipe has {last} rounds")
+    return [] if k == 1 else f"results/{wildcards.ds}/{wildcards.run}/round{k - 1}.pt"
 
 
-def resolved_train_settings(wildcards):
-    return wf.train_settings(config, wildcards.ds, wildcards.method)
+def resolved_run_settings(wildcards):
+    return wf.run_settings(config, wildcards.ds, wildcards.run)
+
+
+def frcnn_inputs(wildcards):
+    """Fast R-CNN runs also read the pseudo GT and the WSOD model they come from."""
+    method, _, stage = wildcards.run.partition("/")
+    if stage != "frcnn":
+        return {}
+    return {"targets": f"results/{wildcards.ds}/{method}/pseudo_gt.h5",
+            "wsod": wf.final_checkpoint(config, wildcards.ds, method)}
 
 
 def all_round_scalars(wildcards):
-    rounds = range(1, wf.round_count(config, wildcards.ds) + 1)
-    return [f"results/{wildcards.ds}/{wildcards.method}/training/round{k}_scalars.csv" for k in rounds]
+    rounds = range(1, wf.round_count(config, wildcards.ds, wildcards.run) + 1)
+    return [f"results/{wildcards.ds}/{wildcards.run}/training/round{k}_scalars.csv" for k in rounds]
 
 
 def final_checkpoint(wildcards):
-    return wf.final_checkpoint(config, wildcards.ds, wildcards.method)
+    return wf.final_checkpoint(config, wildcards.ds, wildcards.run)
 
 
 def inference_flags(wildcards):
-    return wf.inference_flags(config, wildcards.ds)
+    return wf.inference_flags(config, wildcards.ds, wildcards.run)
 
 
 def detection_shards(wildcards):
-    n = wf.inference_shards(config, wildcards.ds)
-    base = f"results/{wildcards.ds}/{wildcards.method}/detections/shards/{wildcards.split}"
+    n = wf.inference_shards(config, wildcards.ds, wildcards.run)
+    base = f"results/{wildcards.ds}/{wildcards.run}/detections/shards/{wildcards.split}"
     return [f"{base}.{i}-of-{n}.h5" for i in range(n)]
 
 
 def pseudo_gt_scores(wildcards):
     split = config["datasets"][wildcards.ds]["train_split"]
     return f"results/{wildcards.ds}/{wildcards.method}/detections/{split}.h5"
+
+
+# --- Masks (rules/masks.smk) -----------------------------------------------------------------
+
+
+def mask_input_detections(wildcards):
+    """The detections the masks are made for: the final detector's, i.e. the Fast R-CNN retrained
+    on the method's pseudo GT (the paper's COCO table evaluates masks on those boxes)."""
+    return f"results/{wildcards.ds}/{wildcards.method}/frcnn/detections/{wildcards.split}.h5"
+
+
+def mask_config(wildcards):
+    from wsjds.masks import MaskConfig
+
+    return MaskConfig.from_config(config["masks"], wildcards.ds)
+
+
+def mask_model_inputs(wildcards):
+    """The run's settings and final checkpoint, for the crf / nocrf masks (segmentation branch only)."""
+    if not config["methods"][wildcards.method]["segmentation"]:
+        raise ValueError(
+            f"method {wildcards.method!r} has no segmentation branch (methods.{wildcards.method}.segmentation "
+            f"is false), so it has no crf / nocrf masks; ask for the box baselines instead, e.g. "
+            f"results/{wildcards.ds}/{wildcards.method}/masks/{wildcards.split}.bb.h5"
+        )
+    return {
+        "settings": f"results/{wildcards.ds}/{wildcards.method}/settings.json",
+        "checkpoint": wf.final_checkpoint(config, wildcards.ds, wildcards.method),
+    }
+
+
+def mask_run_flags(wildcards):
+    return " ".join(mask_config(wildcards).cli_flags())
+
+
+def mask_shards(wildcards):
+    n = mask_config(wildcards).shards
+    base = f"results/{wildcards.ds}/{wildcards.method}/masks/shards/{wildcards.split}.{wildcards.variant}"
+    return [f"{base}.{i}-of-{n}.h5" for i in range(n)]
+
+
+def coco_annotations(ds, split):
+    """The COCO instances JSON of a split (synthetic and coco datasets), or None (VOC has none)."""
+    kind = config["datasets"][ds]["kind"]
+    if kind == "synthetic":
+        return f"{wf.dataset_root(config, ds)}/annotations/instances_{split}.json"
+    if kind == "coco":
+        return f"{config['datasets'][ds]['root']}/annotations/instances_{split}.json"
+    return None
+
+
+def mask_export_flags(wildcards):
+    """Standard COCO ids where the dataset has an instances JSON; the package's ids otherwise."""
+    path = coco_annotations(wildcards.ds, wildcards.split)
+    return "" if path is None else f"--annotations {path}"
+
+
+def instance_seg_variants(wildcards):
+    """(variants to score, variants the method cannot make) for results/{ds}/{method}/metrics/instance_seg.json."""
+    from wsjds.masks import MODEL_VARIANTS
+
+    wanted = mask_config(wildcards).variants
+    if config["methods"][wildcards.method]["segmentation"]:
+        return list(wanted), []
+    return [v for v in wanted if v not in MODEL_VARIANTS], [v for v in wanted if v in MODEL_VARIANTS]
+
+
+def instance_seg_inputs(wildcards):
+    split = config["datasets"][wildcards.ds]["test_split"]
+    base = f"results/{wildcards.ds}/{wildcards.method}/masks/{split}"
+    scored, _ = instance_seg_variants(wildcards)
+    if not scored:
+        raise ValueError(f"masks.variants leaves nothing to score for method {wildcards.method!r}")
+    inputs = {"dataset": wf.dataset_input(config, wildcards.ds, split)}
+    inputs.update({v: f"{base}.{v}_coco_results.json" for v in scored})
+    return inputs
+
+
+def instance_seg_flags(wildcards, input):
+    split = config["datasets"][wildcards.ds]["test_split"]
+    scored, unavailable = instance_seg_variants(wildcards)
+    flags = [f"--annotations {coco_annotations(wildcards.ds, split)}"]
+    flags += [f"--variant {v}={getattr(input, v)}" for v in scored]
+    if unavailable:
+        flags.append("--unavailable " + " ".join(unavailable))
+    return " ".join(flags)

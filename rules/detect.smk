@@ -1,19 +1,20 @@
-# WSOD detections (sharded, merged, exported), VOC metrics, and pseudo ground truth.
+# Detections of a run ({run} = {method} for WSOD, {method}/frcnn for the retrained detector):
+# sharded, merged, exported; VOC metrics; pseudo ground truth from the WSOD detections; headline.
 
 
 rule detect_shard:
     input:
-        settings="results/{ds}/{method}/settings.json",
+        settings="results/{ds}/{run}/settings.json",
         checkpoint=final_checkpoint,
         proposals="results/{ds}/proposals/{split}.h5",
     output:
-        temp("results/{ds}/{method}/detections/shards/{split}.{shard}-of-{nshards}.h5"),
+        temp("results/{ds}/{run}/detections/shards/{split}.{shard}-of-{nshards}.h5"),
     params:
         flags=inference_flags,
     log:
-        "logs/{ds}/{method}/detect_{split}.{shard}-of-{nshards}.log",
+        "logs/{ds}/{run}/detect_{split}.{shard}-of-{nshards}.log",
     benchmark:
-        "results/{ds}/benchmarks/{method}/detect_{split}.{shard}-of-{nshards}.tsv"
+        "results/{ds}/benchmarks/{run}/detect_{split}.{shard}-of-{nshards}.tsv"
     wildcard_constraints:
         shard=r"\d+",
         nshards=r"\d+",
@@ -33,12 +34,12 @@ rule detect_shard:
 
 rule detect_merge:
     input:
-        settings="results/{ds}/{method}/settings.json",
+        settings="results/{ds}/{run}/settings.json",
         shards=detection_shards,
     output:
-        "results/{ds}/{method}/detections/{split}.h5",
+        "results/{ds}/{run}/detections/{split}.h5",
     log:
-        "logs/{ds}/{method}/detect_merge_{split}.log",
+        "logs/{ds}/{run}/detect_merge_{split}.log",
     conda:
         "../envs/wsjds.yaml"
     shell:
@@ -48,12 +49,12 @@ rule detect_merge:
 
 rule detect_export:
     input:
-        "results/{ds}/{method}/detections/{split}.h5",
+        "results/{ds}/{run}/detections/{split}.h5",
     output:
-        coco="results/{ds}/{method}/detections/{split}_coco_results.json",
-        comp4=directory("results/{ds}/{method}/detections/{split}_comp4"),
+        coco="results/{ds}/{run}/detections/{split}_coco_results.json",
+        comp4=directory("results/{ds}/{run}/detections/{split}_comp4"),
     log:
-        "logs/{ds}/{method}/detect_export_{split}.log",
+        "logs/{ds}/{run}/detect_export_{split}.log",
     conda:
         "../envs/wsjds.yaml"
     shell:
@@ -64,9 +65,9 @@ rule detect_export:
 rule voc_metric:
     input:
         dataset=dataset_input,
-        detections="results/{ds}/{method}/detections/{split}.h5",
+        detections="results/{ds}/{run}/detections/{split}.h5",
     output:
-        "results/{ds}/{method}/metrics/{split}_{metric}.json",
+        "results/{ds}/{run}/metrics/{split}_{metric}.json",
     params:
         root=dataset_root,
         kind=dataset_kind,
@@ -74,7 +75,7 @@ rule voc_metric:
         iou=config["evaluation"]["iou_threshold"],
         corloc=config["evaluation"]["corloc_definition"],
     log:
-        "logs/{ds}/{method}/metric_{split}_{metric}.log",
+        "logs/{ds}/{run}/metric_{split}_{metric}.log",
     wildcard_constraints:
         metric="map|corloc",
         ds="|".join(VOC_LAYOUT_DATASETS),
@@ -113,3 +114,27 @@ rule pseudo_gt:
         "wsjds pseudo-gt --kind {params.kind} --root {params.root} --split {params.split}"
         " --dataset {wildcards.ds} {params.difficult} --scores {input.scores} {params.policy}"
         " --out {output.pgt} --report {output.report} > {log} 2>&1"
+
+
+rule headline:
+    input:
+        frcnn_map=lambda wildcards: f"results/{wildcards.ds}/{wf.DEFAULT_METHOD}/frcnn/metrics/"
+        f"{config['datasets'][wildcards.ds]['test_split']}_map.json",
+        wsod_map=lambda wildcards: f"results/{wildcards.ds}/{wf.DEFAULT_METHOD}/metrics/"
+        f"{config['datasets'][wildcards.ds]['test_split']}_map.json",
+        corloc=lambda wildcards: f"results/{wildcards.ds}/{wf.DEFAULT_METHOD}/metrics/"
+        f"{config['evaluation']['corloc_split']}_corloc.json",
+        pseudo_gt=lambda wildcards: f"results/{wildcards.ds}/{wf.DEFAULT_METHOD}/pseudo_gt_report.json",
+    output:
+        "results/{ds}_frcnn_map.json",
+    params:
+        config_hash=wf.config_hash(config),
+        method=wf.DEFAULT_METHOD,
+    log:
+        "logs/{ds}/headline.log",
+    conda:
+        "../envs/wsjds.yaml"
+    shell:
+        "wsjds headline --dataset {wildcards.ds} --method {params.method} --frcnn-map {input.frcnn_map}"
+        " --wsod-map {input.wsod_map} --corloc {input.corloc} --pseudo-gt-report {input.pseudo_gt}"
+        " --config-hash {params.config_hash} --out {output} > {log} 2>&1"

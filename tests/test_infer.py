@@ -11,7 +11,7 @@ from wsjds.data.errors import DatasetError
 from wsjds.data.synthetic import SynthConfig, generate_dataset
 from wsjds.data.voc import VOCDataset
 from wsjds.detections import DetectionStore
-from wsjds.infer import InferenceConfig, detect_split, merge_detections, postprocess, proposal_scores
+from wsjds.infer import InferenceConfig, detect_split, merge_detections, postprocess, proposal_scores, wsddn_scorer
 from wsjds.model.backbone import PixelConvention, VGGC5D
 from wsjds.model.wsddn import WSDDNHead
 from wsjds.model.wsjds import WSJDSModel
@@ -78,12 +78,13 @@ def tiny_split(tmp_path_factory):
 def test_shards_merge_into_the_unsharded_result(tiny_split, tmp_path):
     source, store = tiny_split
     model = tiny_model()
-    kwargs = dict(dataset="synth", split="test", classes=SYNTH_CLASSES, device=torch.device("cpu"), progress=False)
-    detect_split(model, source, store, source.ids, tmp_path / "all.h5", CFG, **kwargs)
+    kwargs = dict(dataset="synth", split="test", classes=SYNTH_CLASSES, source_name="test", progress=False)
+    scorer = wsddn_scorer(model, CFG, torch.device("cpu"))
+    detect_split(scorer, source, store, source.ids, tmp_path / "all.h5", CFG, **kwargs)
     shards = []
     for index in range(2):
         path = tmp_path / f"shard{index}.h5"
-        detect_split(model, source, store, shard_ids(source.ids, index, 2), path, CFG, **kwargs)
+        detect_split(scorer, source, store, shard_ids(source.ids, index, 2), path, CFG, **kwargs)
         shards.append(path)
     merge_detections(shards[::-1], tmp_path / "merged.h5", source.ids, dataset="synth", split="test")
     with DetectionStore.open(tmp_path / "all.h5") as whole, DetectionStore.open(tmp_path / "merged.h5") as merged:

@@ -12,6 +12,7 @@ import pytest
 import torch
 import yaml
 
+import wsjds.cgl.task as task_module
 import wsjds.train as train_module
 from wsjds.cgl.objective import CGLConfig, Method, cgl_objective
 from wsjds.data.classes import SYNTH_CLASSES
@@ -78,7 +79,7 @@ def test_a_killed_round_resumes_to_the_same_weights(tiny, tmp_path, monkeypatch)
     killed = tmp_path / "killed"
     train_round(settings, source, store, 1, killed / "round1.pt", None, progress=False)
     calls = {"n": 0}
-    real = train_module.cgl_objective
+    real = task_module.cgl_objective
 
     def dies_on_the_fourth_image(*args, **kwargs):
         calls["n"] += 1
@@ -86,13 +87,13 @@ def test_a_killed_round_resumes_to_the_same_weights(tiny, tmp_path, monkeypatch)
             raise KeyboardInterrupt("simulated kill")
         return real(*args, **kwargs)
 
-    monkeypatch.setattr(train_module, "cgl_objective", dies_on_the_fourth_image)
+    monkeypatch.setattr(task_module, "cgl_objective", dies_on_the_fourth_image)
     with pytest.raises(KeyboardInterrupt):
         train_round(settings, source, store, 2, killed / "round2.pt", killed / "round1.pt", progress=False)
     partial = killed / "round2.pt.partial"
     assert partial.is_file() and not (killed / "round2.pt").exists()      # nothing that looks complete
     assert load_checkpoint(partial)["visit"] == 8                          # round 2 starts at 6; one update done
-    monkeypatch.setattr(train_module, "cgl_objective", real)
+    monkeypatch.setattr(task_module, "cgl_objective", real)
     train_round(settings, source, store, 2, killed / "round2.pt", killed / "round1.pt", progress=False)
     assert not partial.exists()
     expected, got = state_of(clean / "round2.pt"), state_of(killed / "round2.pt")
@@ -106,7 +107,8 @@ def test_gradient_accumulation_equals_a_batch(tiny):
     settings = copy.deepcopy(settings)
     settings["model"]["dropout"] = 0.0                     # a deterministic model
     settings["cgl"]["center_loss"]["enabled"] = False
-    settings["training"].update(effective_batch=4, epochs=4, rounds=1, augmentation=IDENTITY | {"scales": [64]})
+    settings["training"].update(effective_batch=4, epochs=4, rounds=1, augmentation=IDENTITY | {"scales": [64]},
+                                optimizer="sgd", lr=0.01, bias_lr_mult=2, momentum=0.9, weight_decay=0.0005)
     trainer = Trainer(settings, source, store, torch.device("cpu"))
     batch = [trainer.data[v] for v in range(4)]
     reference = copy.deepcopy(trainer.model)

@@ -80,10 +80,12 @@ def test_dry_run_builds_the_dag_of_every_stage(tmp_path):
     result = snakemake(tmp_path, "-n")
     assert result.returncode == 0, result.stderr
     jobs = planned_jobs(result.stdout)
-    rounds = base_config()["training"]["synth_cpu"]["rounds"]
+    config = base_config()
+    rounds = config["training"]["synth_cpu"]["rounds"] + config["training"]["frcnn_synth"]["rounds"]
     assert jobs["synth_dataset"] == 1 and jobs["dataset_summary"] == 2 and jobs["all"] == 1
-    assert jobs["proposals_merge"] == 2 and jobs["train_settings"] == 1 and jobs["train_round"] == rounds
-    assert jobs["training_curves"] == 1
+    assert jobs["proposals_merge"] == 2 and jobs["train_settings"] == 2 and jobs["train_round"] == rounds
+    assert jobs["training_curves"] == 2 and jobs["pseudo_gt"] == 1 and jobs["headline"] == 1
+    assert jobs["voc_metric"] == 3 and jobs["instance_seg_metric"] == 1
 
 
 def test_missing_voc_root_fails_at_dag_build_with_instructions(tmp_path):
@@ -122,6 +124,13 @@ def test_synthetic_default_target_runs(tmp_path):
         assert state["round"] == k and state["format"] == "wsjds.checkpoint"
     assert (tmp_path / "results/synth/wsjds/training/curves.png").stat().st_size > 0
     assert (tmp_path / f"results/synth/benchmarks/wsjds/train_round{rounds}.tsv").is_file()
+    headline = json.loads((tmp_path / "results/synth_frcnn_map.json").read_text())
+    assert set(headline["frcnn_map"]["per_class"]) == set(manifest["classes"])
+    assert 0 <= headline["frcnn_map"]["mean"] <= 1 and 0 <= headline["wsod_corloc"]["mean"] <= 1
+    assert len(headline["config_hash"]) == 16 and headline["commit"]
+    instance_seg = json.loads((tmp_path / "results/synth/wsjds/metrics/instance_seg.json").read_text())
+    assert sorted(instance_seg["AP_r"]) == ["bb", "crf", "ell", "nocrf"] and not instance_seg["unavailable"]
+    assert all(0 <= value <= 1 for value in instance_seg["AP_r"].values()) and 0 <= instance_seg["AP_b"] <= 1
     again = snakemake(tmp_path, "-n", configs=(TINY_SYNTH,))
     assert "Nothing to be done" in again.stdout + again.stderr
 

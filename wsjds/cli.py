@@ -22,6 +22,8 @@ COMMAND_MODULES: tuple[str, ...] = (
     "wsjds.commands.pseudo_gt",
     "wsjds.commands.train",
     "wsjds.commands.detect",
+    "wsjds.commands.masks",
+    "wsjds.commands.headline",
 )
 
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import logging
 from contextlib import ExitStack
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -72,41 +72,51 @@ def proposal_scores(model: WSJDSModel, image: np.ndarray, boxes: np.ndarray, sco
 
 
 def postprocess(boxes: np.ndarray, x: np.ndarray, cfg: InferenceConfig) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Per-class NMS and the per-image cap: ``boxes`` (R, 4), ``x`` (R, C) -> kept boxes, scores, labels."""
+    """Per-class NMS and the per-image cap. ``x`` (R, C) scores; ``boxes`` (R, 4) shared by all classes
+    (WSDDN scores proposals) or (R, C, 4) per class (Fast R-CNN regresses them). Returns the kept
+    boxes (K, 4), scores (K,) and 0-based labels (K,), best first."""
     rows, labels = np.nonzero(x > cfg.score_threshold)
     if rows.size == 0:
         return np.zeros((0, 4), np.float32), np.zeros(0, np.float32), np.zeros(0, np.int64)
-    cand_boxes = torch.from_numpy(boxes[rows]).float()
+    candidates = boxes[rows] if boxes.ndim == 2 else boxes[rows, labels]
     cand_scores = torch.from_numpy(x[rows, labels]).float()
-    keep = batched_nms(cand_boxes, cand_scores, torch.from_numpy(labels), cfg.nms_iou)   # sorted by score
+    keep = batched_nms(torch.from_numpy(candidates).float(), cand_scores, torch.from_numpy(labels), cfg.nms_iou)
     keep = keep[: cfg.max_detections].numpy()
-    return boxes[rows[keep]].astype(np.float32), x[rows[keep], labels[keep]].astype(np.float32), labels[keep].astype(np.int64)
+    return candidates[keep].astype(np.float32), x[rows[keep], labels[keep]].astype(np.float32), labels[keep].astype(np.int64)
 
 
-def detect_split(model: WSJDSModel, source, proposals: str | Path, image_ids: Sequence[str], out: str | Path,
-                 cfg: InferenceConfig, *, dataset: str, split: str, classes: Sequence[str], device: torch.device,
-                 raw_scores_out: str | Path | None = None, progress: bool = True) -> int:
-    """Detect ``image_ids`` and write them (atomically) to a detections store at ``out``; optionally
-    also the raw per-proposal scores (for pseudo-GT mining). Returns the number of images."""
+Scorer = Callable[[np.ndarray, np.ndarray, np.ndarray], tuple[np.ndarray, np.ndarray]]
+
+
+def wsddn_scorer(model: WSJDSModel, cfg: InferenceConfig, device: torch.device) -> Scorer:
+    """``(image, boxes, scores) -> (x (R, C), boxes (R, 4))`` for the WSOD model."""
     model.eval()
+    return lambda image, boxes, scores: (proposal_scores(model, image, boxes, scores, cfg, device), boxes)
+
+
+def detect_split(scorer: Scorer, source, proposals: str | Path, image_ids: Sequence[str], out: str | Path,
+                 cfg: InferenceConfig, *, dataset: str, split: str, classes: Sequence[str], source_name: str,
+                 raw_scores_out: str | Path | None = None, progress: bool = True) -> int:
+    """Detect ``image_ids`` with ``scorer`` and write them (atomically) to a detections store at
+    ``out``; optionally also the raw per-proposal scores (for pseudo-GT mining). Returns the count."""
     parameters = {"scales": list(cfg.scales), "max_side": cfg.max_side, "flip": cfg.flip, "nms_iou": cfg.nms_iou,
                   "max_detections": cfg.max_detections, "score_threshold": cfg.score_threshold,
                   "max_proposals": cfg.max_proposals}
     with ExitStack() as stack:
         store = stack.enter_context(ProposalStore.open(proposals))
         writer = stack.enter_context(DetectionWriter(out, dataset=dataset, split=split, classes=classes,
-                                                     source="wsjds detect", parameters=parameters))
+                                                     source=source_name, parameters=parameters))
         raw_writer = None
         if raw_scores_out is not None:
             raw_writer = stack.enter_context(ProposalScoresWriter(raw_scores_out, dataset=dataset, split=split,
-                                                                  classes=classes, source="wsjds detect",
+                                                                  classes=classes, source=source_name,
                                                                   parameters=parameters))
         for image_id in tqdm(image_ids, desc=f"detect {split}", unit="img", disable=not progress):
             boxes, scores = store[image_id]
             boxes, scores = boxes[: cfg.max_proposals], scores[: cfg.max_proposals]
             width, height = store.image_size(image_id)
-            x = proposal_scores(model, source.read_image(image_id), boxes, scores, cfg, device)
-            writer.append(image_id, width, height, *postprocess(boxes, x, cfg))
+            x, scored_boxes = scorer(source.read_image(image_id), boxes, scores)
+            writer.append(image_id, width, height, *postprocess(scored_boxes, x, cfg))
             if raw_writer is not None:
                 raw_writer.append(image_id, width, height, boxes, x)
     return len(image_ids)

@@ -1,4 +1,4 @@
-"""CGL training in resumable rounds (one Snakemake job each).
+"""Training in resumable rounds (one Snakemake job each), for CGL and for Fast R-CNN alike.
 
 The run is a fixed sequence of image visits (wsjds.data.dataset); every ``effective_batch`` visits
 make one SGD update (gradient accumulation, so one device replays the authors' 4 GPUs x 1 image x
@@ -16,27 +16,38 @@ import json
 import logging
 import math
 import time
-from collections.abc import Mapping
-from contextlib import nullcontext
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import torch
 from torch.utils.data import DataLoader
 from tqdm import tqdm
 
-from wsjds.cgl.losses import CenterLoss
-from wsjds.cgl.objective import CGLConfig, Method, cgl_objective
-from wsjds.data.dataset import TrainingImages, VisitRange, keep_sample
+from wsjds.cgl.objective import Objective
+from wsjds.data.dataset import Sample, TrainingImages, VisitRange, keep_sample
 from wsjds.data.transforms import Augmentation
 from wsjds.io import atomic_path
-from wsjds.model.wsjds import WSJDSModel, build_model, weights_spec
+from wsjds.model.backbone import PixelConvention
 
 log = logging.getLogger(__name__)
 
 CHECKPOINT_FORMAT = "wsjds.checkpoint"
 CHECKPOINT_VERSION = 1
+
+
+class TrainingTask(Protocol):
+    """What the engine trains: a model, other state saved with it, and a loss per visit.
+    ``progress`` is the fraction of the whole run's visits done so far."""
+
+    model: torch.nn.Module
+    pixels: PixelConvention
+    state_modules: dict[str, torch.nn.Module]
+
+    def objective(self, sample: Sample, progress: float) -> Objective: ...
+
+    def after_visit(self, visit: int) -> None: ...
 
 
 class TrainingError(RuntimeError):
@@ -48,6 +59,7 @@ class TrainingConfig:
     """A ``training.<preset>`` entry of config.yaml (sources there)."""
 
     augmentation: Augmentation
+    optimizer: str                  # "sgd" (the authors' recipe) or "adam" (AdamW; trains small nets from scratch)
     epochs: float
     effective_batch: int
     lr: float
@@ -72,7 +84,7 @@ class TrainingConfig:
         return cls(
             augmentation=Augmentation(tuple(aug["scales"]), aug["max_side"], aug["flip"], aug["saturation"],
                                       aug["exposure"], aug["crop_fraction"], aug["min_box_side"]),
-            epochs=cfg["epochs"], effective_batch=cfg["effective_batch"], lr=cfg["lr"], momentum=cfg["momentum"],
+            optimizer=cfg["optimizer"], epochs=cfg["epochs"], effective_batch=cfg["effective_batch"], lr=cfg["lr"], momentum=cfg["momentum"],
             weight_decay=cfg["weight_decay"], bias_lr_mult=cfg["bias_lr_mult"],
             bias_weight_decay=cfg["bias_weight_decay"], lr_steps=tuple(cfg["lr_steps"]), lr_gamma=cfg["lr_gamma"],
             rounds=cfg["rounds"], seed=cfg["seed"], max_proposals=cfg["max_proposals"], amp_bf16=cfg["amp_bf16"],
@@ -111,23 +123,22 @@ class Schedule:
 class Trainer:
     """Model, optimiser, center-loss memory and progress of one run; saves and restores all of it."""
 
-    def __init__(self, settings: Mapping[str, Any], source, proposals: str | Path, device: torch.device):
+    def __init__(self, settings: Mapping[str, Any], source, proposals: str | Path, device: torch.device,
+                 task_factory: Callable[..., TrainingTask] | None = None, targets: str | Path | None = None):
         self.settings = settings
         self.cfg = TrainingConfig.from_config(settings["training"])
-        self.method = Method.from_config(settings["method"])
-        self.cgl = CGLConfig.from_config(settings["cgl"])
         self.device = device
         torch.manual_seed(self.cfg.seed)
-        weights = weights_spec(settings["weights"])
-        num_classes = len(settings["classes"])
-        self.model: WSJDSModel = build_model(settings["model"], weights, num_classes, self.method.segmentation).to(device)
-        center_cfg = settings["cgl"]["center_loss"]
-        self.center = CenterLoss(num_classes, settings["model"]["fc_dim"], center_cfg["centres"], center_cfg["top_k"],
-                                 center_cfg["lr"], generator=torch.Generator().manual_seed(self.cfg.seed)).to(device)
-        self.center_every = center_cfg["update_every_images"]
-        self.optimizer = torch.optim.SGD(self._parameter_groups(), lr=self.cfg.lr, momentum=self.cfg.momentum)
-        self.data = TrainingImages(source, proposals, self.cfg.augmentation, weights.pixels, self.cfg.seed,
-                                   self.cfg.max_proposals, total_visits=0)
+        if task_factory is None:
+            from wsjds.cgl.task import CGLTask as task_factory
+        self.task: TrainingTask = task_factory(settings, device, amp_bf16=self.cfg.amp_bf16)
+        self.model = self.task.model
+        if self.cfg.optimizer == "adam":
+            self.optimizer = torch.optim.AdamW(self._parameter_groups(), lr=self.cfg.lr)
+        else:
+            self.optimizer = torch.optim.SGD(self._parameter_groups(), lr=self.cfg.lr, momentum=self.cfg.momentum)
+        self.data = TrainingImages(source, proposals, self.cfg.augmentation, self.task.pixels, self.cfg.seed,
+                                   self.cfg.max_proposals, total_visits=0, targets=targets)
         self.schedule = Schedule.plan(len(self.data.ids), self.cfg)
         self.data.total_visits = self.schedule.total_visits
         if self.data.skipped:
@@ -151,18 +162,16 @@ class Trainer:
         loader = DataLoader(self.data, batch_size=None, sampler=VisitRange(self.visit, end),
                             num_workers=self.cfg.num_workers, collate_fn=keep_sample,
                             worker_init_fn=_single_threaded_worker)
-        guidance_end = self.settings["cgl"]["guidance_fraction"] * self.schedule.total_visits
         batch = self.cfg.effective_batch
         pending: dict[str, list[float]] = {}
         tic = time.perf_counter()
         bar = tqdm(total=end - self.visit, desc=f"round {round_number}", unit="img", disable=not progress)
         self.optimizer.zero_grad(set_to_none=True)
         for sample in loader:
-            self._train_image(sample, sample.visit < guidance_end, batch, pending)
+            self._train_image(sample, batch, pending)
             self.visit = sample.visit + 1
             bar.update(1)
-            if self.visit % self.center_every == 0:
-                self.center.update_centres()
+            self.task.after_visit(self.visit)
             if self.visit % batch == 0:
                 update = self.visit // batch
                 self._set_lr(update - 1)
@@ -179,14 +188,9 @@ class Trainer:
                     self.save(partial)
         bar.close()
 
-    def _train_image(self, sample, guidance: bool, batch: int, pending: dict[str, list[float]]) -> None:
-        autocast = (torch.autocast("cuda", dtype=torch.bfloat16) if self.cfg.amp_bf16 and self.device.type == "cuda"
-                    else nullcontext())
+    def _train_image(self, sample, batch: int, pending: dict[str, list[float]]) -> None:
         torch.manual_seed(self.cfg.seed * 1_000_003 + sample.visit)     # dropout masks: a function of the visit
-        with autocast:
-            objective = cgl_objective(self.model, sample.image[None].to(self.device), sample.rois.to(self.device),
-                                      sample.scores.to(self.device) if self.model.detection.score_boost else None,
-                                      sample.labels.to(self.device), self.method, self.cgl, guidance, self.center)
+        objective = self.task.objective(sample, sample.visit / self.schedule.total_visits)
         if not torch.isfinite(objective.loss):
             self.bad_images += 1
             log.warning("non-finite loss on image %s (visit %d): %s; skipped (%d so far)", sample.image_id,
@@ -194,7 +198,7 @@ class Trainer:
             if self.bad_images > self.cfg.max_bad_images:
                 raise TrainingError(f"more than {self.cfg.max_bad_images} images gave a non-finite loss")
             return
-        (objective.loss / batch).backward(inputs=self.model.trainable_parameters())
+        (objective.loss / batch).backward(inputs=[p for p in self.model.parameters() if p.requires_grad])
         for name, value in {"loss": float(objective.loss.detach()), **objective.terms, **objective.stats}.items():
             pending.setdefault(name, []).append(value)
 
@@ -225,7 +229,8 @@ class Trainer:
         return {"format": CHECKPOINT_FORMAT, "version": CHECKPOINT_VERSION, "settings_hash": settings_hash(self.settings),
                 "settings": json.dumps(self.settings, sort_keys=True), "round": self.round_number,
                 "visit": self.visit, "bad_images": self.bad_images, "model": self.model.state_dict(),
-                "optimizer": self.optimizer.state_dict(), "center": self.center.state_dict(),
+                "optimizer": self.optimizer.state_dict(),
+                "modules": {name: module.state_dict() for name, module in self.task.state_modules.items()},
                 "torch_rng": torch.get_rng_state(), "scalars": self.scalars}
 
     def save(self, path: Path) -> None:
@@ -240,7 +245,8 @@ class Trainer:
             log.warning("%s was trained with other settings than this run's; continuing from it anyway", path)
         self.model.load_state_dict(state["model"])
         self.optimizer.load_state_dict(state["optimizer"])
-        self.center.load_state_dict(state["center"])
+        for name, module in self.task.state_modules.items():
+            module.load_state_dict(state["modules"][name])
         torch.set_rng_state(state["torch_rng"])
         self.visit, self.round_number = int(state["visit"]), int(state["round"])
         self.bad_images, self.scalars = int(state["bad_images"]), list(state["scalars"])
@@ -248,7 +254,8 @@ class Trainer:
 
 def train_round(settings: Mapping[str, Any], source, proposals: str | Path, round_number: int, out: str | Path,
                 previous: str | Path | None, scalars_csv: str | Path | None = None, device: str = "auto",
-                progress: bool = True) -> Trainer:
+                progress: bool = True, task_factory: Callable[..., TrainingTask] | None = None,
+                targets: str | Path | None = None) -> Trainer:
     """Run round ``round_number`` (1-based) and write its checkpoint to ``out`` (atomically).
 
     Resumes from ``out``'s partial checkpoint (``<out>.partial``) when a killed job left one, else
@@ -256,7 +263,7 @@ def train_round(settings: Mapping[str, Any], source, proposals: str | Path, roun
     """
     out = Path(out)
     partial = out.with_name(out.name + ".partial")
-    trainer = Trainer(settings, source, proposals, resolve_device(device))
+    trainer = Trainer(settings, source, proposals, resolve_device(device), task_factory, targets)
     if not 1 <= round_number <= trainer.cfg.rounds:
         raise TrainingError(f"round {round_number} is outside 1..{trainer.cfg.rounds} (training.rounds)")
     if partial.is_file():

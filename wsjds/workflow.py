@@ -72,20 +72,35 @@ def default_targets(config: Mapping) -> list[str]:
     if cfg["kind"] in ("synthetic", "voc"):  # the proposal and training rules read the VOC layout
         targets += [f"results/{ds}/proposals/{split}.h5" for split in splits]
         run = f"results/{ds}/{DEFAULT_METHOD}"
-        targets += [f"{run}/round{round_count(config, ds)}.pt", f"{run}/training/curves.png",
-                    f"{run}/metrics/{cfg['test_split']}_map.json",
-                    f"{run}/metrics/{config['evaluation']['corloc_split']}_corloc.json",
-                    f"{run}/detections/{cfg['test_split']}_coco_results.json", f"{run}/pseudo_gt.h5"]
+        targets += [f"{run}/training/curves.png", f"{run}/frcnn/training/curves.png",
+                    f"{run}/detections/{cfg['test_split']}_coco_results.json",
+                    f"{run}/frcnn/detections/{cfg['test_split']}_coco_results.json",
+                    f"results/{ds}_frcnn_map.json"]
+    if cfg["kind"] in ("synthetic", "coco"):   # datasets with instance masks
+        targets.append(f"results/{ds}/{DEFAULT_METHOD}/metrics/instance_seg.json")
     return targets
+
+
+def config_hash(config: Mapping) -> str:
+    """Short hash of the whole resolved config (recorded in the headline)."""
+    import hashlib
+    import json
+
+    return hashlib.sha256(json.dumps(config, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
 
 def check_references(config: Mapping) -> None:
     """Cross-references the schema cannot express: a dataset's model / training recipe and a model's
     weights must name existing entries. Raises ValueError naming the dangling key."""
     for name, ds in config["datasets"].items():
-        for key, section in (("model", "models"), ("training", "training"), ("inference", "inference")):
+        for key, section in (("model", "models"), ("training", "training"), ("inference", "inference"),
+                             ("frcnn", "frcnn")):
             if ds[key] not in config[section]:
                 raise ValueError(f"datasets.{name}.{key} = {ds[key]!r} is not among {section}: {sorted(config[section])}")
+    for name, preset in config["frcnn"].items():
+        for key, section in (("model", "models"), ("training", "training"), ("inference", "inference")):
+            if preset[key] not in config[section]:
+                raise ValueError(f"frcnn.{name}.{key} = {preset[key]!r} is not among {section}: {sorted(config[section])}")
     for name, model in config["models"].items():
         if model["weights"] not in config["weights"]:
             raise ValueError(f"models.{name}.weights = {model['weights']!r} is not among weights: "
@@ -112,23 +127,58 @@ def train_settings(config: Mapping, ds: str, method: str) -> dict:
     }
 
 
-def round_count(config: Mapping, ds: str) -> int:
-    return config["training"][config["datasets"][ds]["training"]]["rounds"]
+def frcnn_settings(config: Mapping, ds: str, method: str) -> dict:
+    """Everything a Fast R-CNN retraining run depends on (results/{ds}/{method}/frcnn/settings.json)."""
+    from wsjds.data.classes import classes_for
+
+    cfg = config["datasets"][ds]
+    preset = config["frcnn"][cfg["frcnn"]]
+    model = config["models"][preset["model"]]
+    head = {k: v for k, v in preset.items() if k not in ("model", "training", "inference")}
+    return {
+        "dataset": {"name": ds, "kind": cfg["kind"], "root": dataset_root(config, ds), "split": cfg["train_split"],
+                    "include_difficult_labels": cfg.get("include_difficult_labels", False)},
+        "classes": list(classes_for(cfg["kind"])),
+        "method_name": method,
+        "model": dict(model),
+        "weights": dict(config["weights"][model["weights"]]),
+        "frcnn": head,
+        "training": dict(config["training"][preset["training"]]),
+    }
 
 
-def inference_flags(config: Mapping, ds: str) -> str:
-    """CLI flags of the dataset's inference preset (the shard count stays with the rules)."""
-    preset = dict(config["inference"][config["datasets"][ds]["inference"]])
+def run_settings(config: Mapping, ds: str, run: str) -> dict:
+    """Settings of a run: ``{method}`` (CGL training) or ``{method}/frcnn`` (Fast R-CNN retraining)."""
+    method, _, stage = run.partition("/")
+    return frcnn_settings(config, ds, method) if stage == "frcnn" else train_settings(config, ds, method)
+
+
+def _recipes(config: Mapping, ds: str, run: str) -> tuple[str, str]:
+    """Names of the (training, inference) presets a run uses."""
+    cfg = config["datasets"][ds]
+    if run.endswith("/frcnn"):
+        preset = config["frcnn"][cfg["frcnn"]]
+        return preset["training"], preset["inference"]
+    return cfg["training"], cfg["inference"]
+
+
+def round_count(config: Mapping, ds: str, run: str = DEFAULT_METHOD) -> int:
+    return config["training"][_recipes(config, ds, run)[0]]["rounds"]
+
+
+def inference_flags(config: Mapping, ds: str, run: str = DEFAULT_METHOD) -> str:
+    """CLI flags of the run's inference preset (the shard count stays with the rules)."""
+    preset = dict(config["inference"][_recipes(config, ds, run)[1]])
     preset.pop("shards")
     return cli_flags(preset)
 
 
-def inference_shards(config: Mapping, ds: str) -> int:
-    return config["inference"][config["datasets"][ds]["inference"]]["shards"]
+def inference_shards(config: Mapping, ds: str, run: str = DEFAULT_METHOD) -> int:
+    return config["inference"][_recipes(config, ds, run)[1]]["shards"]
 
 
-def final_checkpoint(config: Mapping, ds: str, method: str) -> str:
-    return f"results/{ds}/{method}/round{round_count(config, ds)}.pt"
+def final_checkpoint(config: Mapping, ds: str, run: str) -> str:
+    return f"results/{ds}/{run}/round{round_count(config, ds, run)}.pt"
 
 
 def use_07_metric(config: Mapping, ds: str) -> bool:

@@ -53,7 +53,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 def run_detect(args: argparse.Namespace) -> int:
     import torch
 
-    from wsjds.infer import InferenceConfig, detect_split
+    from wsjds.infer import InferenceConfig, detect_split, wsddn_scorer
     from wsjds.shards import parse_shard, shard_ids
     from wsjds.train import load_checkpoint, resolve_device
 
@@ -61,12 +61,20 @@ def run_detect(args: argparse.Namespace) -> int:
     if args.threads:
         torch.set_num_threads(args.threads)
     device = resolve_device(args.device)
-    model = _trained_model(settings, load_checkpoint(args.checkpoint)).to(device)
     cfg = InferenceConfig(tuple(args.scales), args.max_side, args.flip, args.max_proposals, args.nms_iou,
                           args.max_detections, args.score_threshold)
+    checkpoint = load_checkpoint(args.checkpoint)
+    if "frcnn" in settings:
+        from wsjds.frcnn import build_frcnn, frcnn_scorer
+
+        model = build_frcnn(settings, pretrained=False)
+        model.load_state_dict(checkpoint["model"])
+        scorer, name = frcnn_scorer(model.to(device), cfg, device), "wsjds frcnn"
+    else:
+        scorer, name = wsddn_scorer(_trained_model(settings, checkpoint).to(device), cfg, device), "wsjds detect"
     ids = shard_ids(source.ids, *parse_shard(args.shard))
-    detect_split(model, source, args.proposals, ids, args.out, cfg, dataset=settings["dataset"]["name"],
-                 split=args.split, classes=settings["classes"], device=device, raw_scores_out=args.raw_scores,
+    detect_split(scorer, source, args.proposals, ids, args.out, cfg, dataset=settings["dataset"]["name"],
+                 split=args.split, classes=settings["classes"], source_name=name, raw_scores_out=args.raw_scores,
                  progress=not args.no_progress)
     log.info("detected %d images of %s (shard %s) -> %s", len(ids), args.split, args.shard, args.out)
     return 0

@@ -19,6 +19,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--previous", help="checkpoint of the previous round (required from round 2)")
     parser.add_argument("--out", required=True, help="this round's checkpoint (written atomically)")
     parser.add_argument("--scalars", help="CSV of this round's per-update scalars")
+    parser.add_argument("--targets", help="Fast R-CNN runs: the pseudo-GT store to train on")
+    parser.add_argument("--wsod-checkpoint", help="Fast R-CNN runs with init 'wsod': the WSOD model to start from")
     parser.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N")
     parser.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: torch's default)")
     parser.add_argument("--no-progress", action="store_true")
@@ -43,9 +45,22 @@ def run(args: argparse.Namespace) -> int:
     data = settings["dataset"]
     if data["kind"] not in ("voc", "synthetic"):
         raise SystemExit(f"training reads VOC-layout datasets; {data['name']} is {data['kind']}")
-    source = VOCDataset(data["root"], data["split"], classes_for(data["kind"]), data["include_difficult_labels"])
+    task_factory, targets = None, None
+    if "frcnn" in settings:
+        from functools import partial
+
+        from wsjds.frcnn import FastRCNNTask, PseudoGTImages
+        from wsjds.train import load_checkpoint
+
+        if not args.targets:
+            raise SystemExit("a Fast R-CNN run needs --targets (the pseudo-GT store)")
+        wsod_state = load_checkpoint(args.wsod_checkpoint)["model"] if settings["frcnn"]["init"] == "wsod" else None
+        task_factory, targets = partial(FastRCNNTask, wsod_state=wsod_state), args.targets
+        source = PseudoGTImages(Path(data["root"]) / "JPEGImages", args.targets)
+    else:
+        source = VOCDataset(data["root"], data["split"], classes_for(data["kind"]), data["include_difficult_labels"])
     trainer = train_round(settings, source, args.proposals, args.round, args.out, args.previous, args.scalars,
-                          args.device, progress=not args.no_progress)
+                          args.device, progress=not args.no_progress, task_factory=task_factory, targets=targets)
     last = trainer.scalars[-1] if trainer.scalars else {}
     log.info("round %d done: visit %d of %d, last loss %.4f", args.round, trainer.visit,
              trainer.schedule.total_visits, last.get("loss", float("nan")))

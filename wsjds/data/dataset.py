@@ -20,6 +20,7 @@ from torch.utils.data import Dataset, Sampler
 from wsjds.data.transforms import Augmentation, augment
 from wsjds.model.backbone import PixelConvention
 from wsjds.proposals.store import ProposalStore
+from wsjds.pseudo_gt import PseudoGTStore
 
 
 class LabelledImages(Protocol):
@@ -43,6 +44,8 @@ class Sample:
     rois: torch.Tensor
     scores: torch.Tensor
     labels: torch.Tensor
+    target_boxes: torch.Tensor | None = None    # (T, 4) Fast R-CNN training targets (pseudo GT)
+    target_labels: torch.Tensor | None = None   # (T,) 0-based class indices
 
 
 class VisitOrder:
@@ -65,14 +68,17 @@ class TrainingImages(Dataset):
     authors' loader drops images without objects); :attr:`ids` lists the ones used."""
 
     def __init__(self, source: LabelledImages, proposals: str | Path, augmentation: Augmentation,
-                 pixels: PixelConvention, seed: int, max_proposals: int, total_visits: int):
+                 pixels: PixelConvention, seed: int, max_proposals: int, total_visits: int,
+                 targets: str | Path | None = None):
         self.source, self.proposals_path = source, Path(proposals)
+        self.targets_path = None if targets is None else Path(targets)
         self.augmentation, self.pixels, self.seed = augmentation, pixels, seed
         self.max_proposals, self.total_visits = max_proposals, total_visits
         self.ids = tuple(i for i in source.ids if source.image_labels(i).any())
         self.skipped = len(source.ids) - len(self.ids)
         self.order = VisitOrder(len(self.ids), seed)
         self._store: ProposalStore | None = None   # opened lazily, once per worker process
+        self._targets: PseudoGTStore | None = None
 
     def __len__(self) -> int:
         return self.total_visits
@@ -83,11 +89,22 @@ class TrainingImages(Dataset):
             self._store = ProposalStore.open(self.proposals_path)
         boxes, scores = self._store[image_id]
         boxes, scores = boxes[: self.max_proposals], scores[: self.max_proposals]
+        targets = None
+        if self.targets_path is not None:
+            if self._targets is None:
+                self._targets = PseudoGTStore.open(self.targets_path)
+            target_boxes, target_labels, _ = self._targets[image_id]
+            targets = (target_boxes, target_labels)
         rng = np.random.default_rng([self.seed, visit, 1])
-        image, boxes, scores = augment(self.source.read_image(image_id), boxes, scores, rng, self.augmentation)
+        image, boxes, scores, targets = augment(self.source.read_image(image_id), boxes, scores, rng,
+                                                self.augmentation, targets)
         tensor = self.pixels.normalise(torch.from_numpy(np.ascontiguousarray(image)).permute(2, 0, 1))
-        return Sample(visit=visit, image_id=image_id, image=tensor, rois=torch.from_numpy(boxes),
-                      scores=torch.from_numpy(scores), labels=torch.from_numpy(self.source.image_labels(image_id)))
+        sample = Sample(visit=visit, image_id=image_id, image=tensor, rois=torch.from_numpy(boxes),
+                        scores=torch.from_numpy(scores), labels=torch.from_numpy(self.source.image_labels(image_id)))
+        if targets is not None:
+            sample.target_boxes = torch.from_numpy(targets[0])
+            sample.target_labels = torch.from_numpy(targets[1].astype(np.int64))
+        return sample
 
 
 class VisitRange(Sampler[int]):

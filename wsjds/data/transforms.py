@@ -27,27 +27,44 @@ class Augmentation:
 
 
 def augment(image: np.ndarray, boxes: np.ndarray, scores: np.ndarray, rng: np.random.Generator,
-            aug: Augmentation) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Augment ``image`` (H, W, 3) uint8 RGB with ``boxes`` (R, 4) and ``scores`` (R,).
+            aug: Augmentation, targets: tuple[np.ndarray, np.ndarray] | None = None
+            ) -> tuple[np.ndarray, np.ndarray, np.ndarray, tuple[np.ndarray, np.ndarray] | None]:
+    """Augment ``image`` (H, W, 3) uint8 RGB with its proposals ``boxes`` (R, 4) and ``scores`` (R,),
+    and optionally training targets ``(boxes (T, 4), labels (T,))`` (Fast R-CNN's pseudo GT).
 
-    Returns the new image, its boxes (R', 4) float32 and their scores; R' <= R because boxes left
-    degenerate by the crop are dropped (if that would drop them all, the crop itself is the box).
+    Returns the new image, its proposals (R' <= R: boxes left degenerate by the crop are dropped; if
+    that would drop them all, the crop itself is the box), their scores, and the targets likewise
+    transformed (degenerate ones dropped with their labels).
     """
     boxes = boxes.astype(np.float32).copy()
+    target_boxes = None if targets is None else targets[0].astype(np.float32).copy()
     if aug.flip and rng.random() < 0.5:
+        width = image.shape[1]
         image, boxes = hflip(image, boxes)
+        if target_boxes is not None:
+            target_boxes = _flip_boxes(target_boxes, width)
     image = hsv_jitter(image, rng, aug.saturation, aug.exposure)
-    image, boxes, scores = random_crop(image, boxes, scores, rng, aug.crop_fraction, aug.min_box_side)
+    offset_image, boxes, scores, window = random_crop(image, boxes, scores, rng, aug.crop_fraction, aug.min_box_side)
     scale = int(rng.choice(aug.scales))
-    return (*rescale(image, boxes, scale, aug.max_side), scores)
+    out_image, out_boxes = rescale(offset_image, boxes, scale, aug.max_side)
+    out_targets = None
+    if targets is not None:
+        kept, keep = crop_boxes(target_boxes, window, aug.min_box_side)
+        factor = np.array([out_image.shape[1] / offset_image.shape[1], out_image.shape[0] / offset_image.shape[0]] * 2,
+                          np.float32)
+        out_targets = ((kept * factor).astype(np.float32), targets[1][keep])
+    return out_image, out_boxes, scores, out_targets
 
 
 def hflip(image: np.ndarray, boxes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Mirror left-right: x -> W - x (continuous coordinates, so no -1)."""
-    width = image.shape[1]
+    return np.ascontiguousarray(image[:, ::-1]), _flip_boxes(boxes, image.shape[1])
+
+
+def _flip_boxes(boxes: np.ndarray, width: int) -> np.ndarray:
     flipped = boxes.copy()
     flipped[:, 0], flipped[:, 2] = width - boxes[:, 2], width - boxes[:, 0]
-    return np.ascontiguousarray(image[:, ::-1]), flipped
+    return flipped
 
 
 def hsv_jitter(image: np.ndarray, rng: np.random.Generator, saturation: float, exposure: float) -> np.ndarray:
@@ -65,20 +82,33 @@ def hsv_jitter(image: np.ndarray, rng: np.random.Generator, saturation: float, e
 
 
 def random_crop(image: np.ndarray, boxes: np.ndarray, scores: np.ndarray, rng: np.random.Generator,
-                fraction: float, min_box_side: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Crop ``fraction`` of each side at a uniform offset; clip and shift the boxes, drop degenerate ones."""
+                fraction: float, min_box_side: float
+                ) -> tuple[np.ndarray, np.ndarray, np.ndarray, tuple[int, int, int, int]]:
+    """Crop ``fraction`` of each side at a uniform offset; clip and shift the boxes, drop degenerate
+    ones. Also returns the crop window ``(left, top, width, height)``."""
     height, width = image.shape[:2]
     crop_h, crop_w = max(1, int(round(height * fraction))), max(1, int(round(width * fraction)))
     top = int(rng.integers(0, height - crop_h + 1))
     left = int(rng.integers(0, width - crop_w + 1))
+    window = (left, top, crop_w, crop_h)
     image = image[top:top + crop_h, left:left + crop_w]
+    kept, keep = crop_boxes(boxes, window, min_box_side)
+    if not keep.any():
+        return image, np.array([[0, 0, crop_w, crop_h]], np.float32), np.zeros(1, np.float32), window
+    return image, kept, scores[keep], window
+
+
+def crop_boxes(boxes: np.ndarray, window: tuple[int, int, int, int], min_box_side: float
+               ) -> tuple[np.ndarray, np.ndarray]:
+    """Boxes shifted into the crop ``window`` and clipped to it; those with a side below
+    ``min_box_side`` are dropped. Returns the kept boxes and the (N,) keep mask."""
+    left, top, crop_w, crop_h = window
     shifted = boxes - np.array([left, top, left, top], np.float32)
     shifted[:, [0, 2]] = shifted[:, [0, 2]].clip(0, crop_w)
     shifted[:, [1, 3]] = shifted[:, [1, 3]].clip(0, crop_h)
     keep = ((shifted[:, 2] - shifted[:, 0]) >= min_box_side) & ((shifted[:, 3] - shifted[:, 1]) >= min_box_side)
-    if not keep.any():
-        return image, np.array([[0, 0, crop_w, crop_h]], np.float32), np.zeros(1, np.float32)
-    return image, shifted[keep], scores[keep]
+    keep &= (shifted[:, 2] > shifted[:, 0]) & (shifted[:, 3] > shifted[:, 1])
+    return shifted[keep], keep
 
 
 def rescale(image: np.ndarray, boxes: np.ndarray, shorter_side: int, max_side: int) -> tuple[np.ndarray, np.ndarray]:

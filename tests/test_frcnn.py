@@ -1,0 +1,100 @@
+"""Fast R-CNN on pseudo GT: it never reads the real boxes; torchvision parts wired as documented."""
+
+from __future__ import annotations
+
+import shutil
+
+import numpy as np
+import pytest
+import torch
+import yaml
+
+from wsjds.data.classes import SYNTH_CLASSES
+from wsjds.data.synthetic import SynthConfig, generate_dataset
+from wsjds.data.voc import VOCDataset
+from wsjds.frcnn import FastRCNNTask, PseudoGTImages, build_frcnn, frcnn_scores
+from wsjds.hdf5 import Header, RaggedWriter
+from wsjds.infer import InferenceConfig
+from wsjds.model.wsjds import build_model, weights_spec
+from wsjds.proposals.store import ProposalWriter
+from wsjds.pseudo_gt import PSEUDO_GT_FIELDS, PSEUDO_GT_FORMAT, PSEUDO_GT_VERSION
+from wsjds.train import train_round
+from wsjds.workflow import frcnn_settings
+
+IDENTITY = {"scales": [0], "max_side": 10_000, "flip": False, "saturation": 1.0, "exposure": 1.0,
+            "crop_fraction": 1.0, "min_box_side": 0}
+
+
+@pytest.fixture(scope="module")
+def setup(tmp_path_factory, repo_root):
+    """A tiny synthetic dataset whose Annotations folder is then deleted, grid proposals, and a
+    pseudo GT of hand-placed boxes (one per image, far from any real object's box on purpose)."""
+    root = tmp_path_factory.mktemp("frcnn")
+    data = root / "dataset"
+    generate_dataset(data, SynthConfig(num_trainval=4, num_test=2, min_side=64, max_side=72))
+    real = VOCDataset(data, "trainval", SYNTH_CLASSES)
+    sizes = {i: real.image_size(i) for i in real.ids}
+    shutil.rmtree(data / "Annotations")                 # the real boxes are gone: nothing can read them
+    proposals, pseudo = root / "trainval.h5", root / "pseudo_gt.h5"
+    pseudo_boxes = {}
+    header = Header(format=PSEUDO_GT_FORMAT, version=PSEUDO_GT_VERSION, dataset="synth", split="trainval",
+                    source="test", parameters={}, classes=SYNTH_CLASSES)
+    with ProposalWriter(proposals, dataset="synth", split="trainval", source="grid", parameters={}) as props, \
+            RaggedWriter(pseudo, header, PSEUDO_GT_FIELDS) as pgt:
+        for image_id, (width, height) in sizes.items():
+            grid = np.array([[x, y, x + width / 2, y + height / 2] for x in (0, width / 4, width / 2)
+                             for y in (0, height / 4, height / 2)], np.float32)
+            props.append(image_id, width, height, grid, np.zeros(len(grid), np.float32))
+            pseudo_boxes[image_id] = np.array([[3.0, 5.0, width / 2 + 3, height / 2 + 5]], np.float32)
+            pgt.append(image_id, width, height, boxes=pseudo_boxes[image_id], labels=np.array([2]),
+                       scores=np.array([0.9], np.float32))
+    config = yaml.safe_load((repo_root / "config.yaml").read_text())
+    settings = frcnn_settings(config, "synth", "wsjds")
+    settings["dataset"]["root"] = str(data)
+    settings["model"].update(widths=[4, 4, 8, 8, 8], fc_dim=16)
+    settings["frcnn"].update(init="imagenet")           # with the 'scratch' weights entry: random init, no file
+    settings["training"].update(epochs=2, effective_batch=2, rounds=1, augmentation=IDENTITY | {"scales": [64]})
+    return data, proposals, pseudo, pseudo_boxes, settings
+
+
+def test_fast_rcnn_trains_on_pseudo_gt_only(setup, tmp_path):
+    data, proposals, pseudo, pseudo_boxes, settings = setup
+    source = PseudoGTImages(data / "JPEGImages", pseudo)
+    assert source.ids == tuple(sorted(pseudo_boxes)) and source.image_labels(source.ids[0]).tolist() == [0, 0, 1, 0, 0, 0]
+    trainer = train_round(settings, source, proposals, 1, tmp_path / "round1.pt", None, progress=False,
+                          task_factory=FastRCNNTask, targets=pseudo)
+    for visit in range(len(source.ids)):
+        sample = trainer.data[visit]
+        width, height = source._sizes[sample.image_id]
+        scale = 64 / min(width, height)
+        fx, fy = round(width * scale) / width, round(height * scale) / height      # per-axis, after rounding
+        np.testing.assert_allclose(sample.target_boxes.numpy(), pseudo_boxes[sample.image_id] * [fx, fy, fx, fy],
+                                   rtol=1e-5)
+        assert sample.target_labels.tolist() == [2]
+    assert len(trainer.scalars) == 4
+    assert all(np.isfinite(r["loss_classifier"]) and np.isfinite(r["loss_box_reg"]) for r in trainer.scalars)
+
+
+def test_eval_outputs_and_test_time_boxes(setup):
+    data, proposals, pseudo, _, settings = setup
+    torch.manual_seed(0)
+    model = build_frcnn(settings).eval()
+    image = np.random.default_rng(0).integers(0, 255, (60, 70, 3), dtype=np.uint8)
+    boxes = np.array([[0, 0, 30, 30], [10, 20, 70, 60]], np.float32)
+    probs, decoded = model(model.pixels.normalise(torch.from_numpy(image).permute(2, 0, 1))[None], torch.from_numpy(boxes))
+    assert probs.shape == (2, 7) and torch.allclose(probs.sum(1), torch.ones(2)) and decoded.shape == (2, 7, 4)
+    cfg = InferenceConfig(scales=(48, 64), max_side=200, flip=True, max_proposals=10, nms_iou=0.5,
+                          max_detections=100, score_threshold=1e-9)
+    scores, out = frcnn_scores(model, model.pixels, image, boxes, cfg, torch.device("cpu"))
+    assert scores.shape == (2, 6) and out.shape == (2, 6, 4)
+    assert (out[..., [0, 2]] >= 0).all() and (out[..., [0, 2]] <= 70).all() and (out[..., [1, 3]] <= 60).all()
+
+
+def test_init_from_the_wsod_model_copies_trunk_and_fc(setup):
+    *_, settings = setup
+    wsod = build_model(settings["model"], weights_spec({**settings["weights"], "path": None}), 6, False)
+    settings = {**settings, "frcnn": {**settings["frcnn"], "init": "wsod"}}
+    model = build_frcnn(settings, wsod_state=wsod.state_dict())
+    assert torch.equal(model.backbone.features[0].weight, wsod.backbone.features[0].weight)
+    assert torch.equal(model.roi_heads.box_head.fc6.weight, wsod.detection.fc6.weight)
+    assert torch.equal(model.roi_heads.box_head.fc7.bias, wsod.detection.fc7.bias)

@@ -1,0 +1,49 @@
+"""The CGL training task: the WS-JDS network, its center-loss memory and the per-image objective,
+as the training engine (wsjds.train) drives it."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from contextlib import nullcontext
+from typing import Any
+
+import torch
+
+from wsjds.cgl.losses import CenterLoss
+from wsjds.cgl.objective import CGLConfig, Method, Objective, cgl_objective
+from wsjds.data.dataset import Sample
+from wsjds.model.wsjds import WSJDSModel, build_model, weights_spec
+
+
+class CGLTask:
+    """``model`` is optimised; ``state_modules`` are saved with it; ``objective`` scores one visit."""
+
+    def __init__(self, settings: Mapping[str, Any], device: torch.device, amp_bf16: bool = False):
+        self.method = Method.from_config(settings["method"])
+        self.cgl = CGLConfig.from_config(settings["cgl"])
+        self.guidance_fraction = settings["cgl"]["guidance_fraction"]
+        weights = weights_spec(settings["weights"])
+        self.pixels = weights.pixels
+        num_classes = len(settings["classes"])
+        self.model: WSJDSModel = build_model(settings["model"], weights, num_classes, self.method.segmentation).to(device)
+        center = settings["cgl"]["center_loss"]
+        self.center = CenterLoss(num_classes, settings["model"]["fc_dim"], center["centres"], center["top_k"],
+                                 center["lr"], generator=torch.Generator().manual_seed(0)).to(device)
+        self.center_every = center["update_every_images"]
+        self.state_modules = {"center": self.center}
+        self.device = device
+        self.autocast = (lambda: torch.autocast("cuda", dtype=torch.bfloat16)) if amp_bf16 and device.type == "cuda" \
+            else nullcontext
+
+    def objective(self, sample: Sample, progress: float) -> Objective:
+        """The CGL objective of one visit; guidance is on for the first ``guidance_fraction`` of the run."""
+        with self.autocast():
+            return cgl_objective(self.model, sample.image[None].to(self.device), sample.rois.to(self.device),
+                                 sample.scores.to(self.device) if self.model.detection.score_boost else None,
+                                 sample.labels.to(self.device), self.method, self.cgl,
+                                 progress < self.guidance_fraction, self.center)
+
+    def after_visit(self, visit: int) -> None:
+        """Move the center-loss centres once per ``update_every_images`` visits (reference §2.5)."""
+        if visit % self.center_every == 0:
+            self.center.update_centres()

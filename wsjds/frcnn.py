@@ -1,0 +1,193 @@
+"""Fast R-CNN retrained on pseudo ground truth, assembled from ``torchvision.models.detection`` parts.
+
+The VGG16-C5D trunk of the WSOD model (same weights conventions), 7x7 RoI max-pooling over the
+stored proposals (no RPN), ``TwoMLPHead`` initialised from VGG's fc6/fc7, ``FastRCNNPredictor``
+with a background class, and ``RoIHeads`` for the classic sampling (foreground IoU >= 0.5, 25 %
+foreground of 128 RoIs per image) and losses. Training targets are the pseudo-GT boxes only; the
+dataset's annotations are never read. Class indices are 0-based outside this module; the
+background column is added here and removed at the boundary.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from contextlib import nullcontext
+from pathlib import Path
+from typing import Any
+
+import cv2
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+from torchvision.models.detection.faster_rcnn import FastRCNNPredictor, TwoMLPHead
+from torchvision.models.detection.roi_heads import RoIHeads
+from torchvision.ops import roi_pool
+
+from wsjds.cgl.objective import Objective
+from wsjds.data.dataset import Sample
+from wsjds.data.images import read_rgb
+from wsjds.data.transforms import hflip, scale_factor
+from wsjds.infer import InferenceConfig
+from wsjds.model.backbone import VGGC5D, build_backbone
+from wsjds.model.wsjds import weights_spec
+
+
+class FastRCNN(nn.Module):
+    """Trunk + RoIHeads. ``forward(image (1, 3, H, W), rois (R, 4), targets)`` returns the loss dict
+    in training and (class probabilities (R, C + 1), decoded boxes (R, C + 1, 4)) in eval mode."""
+
+    def __init__(self, backbone: VGGC5D, fc6: nn.Linear, fc7: nn.Linear, num_classes: int, head: Mapping[str, Any]):
+        super().__init__()
+        self.backbone = backbone
+        box_head = TwoMLPHead(backbone.out_channels * head["roi_size"] ** 2, fc6.out_features)
+        box_head.fc6.load_state_dict(fc6.state_dict())
+        box_head.fc7.load_state_dict(fc7.state_dict())
+        self.roi_heads = RoIHeads(
+            box_roi_pool=_RoIPool(head["roi_size"], 1.0 / backbone.stride), box_head=box_head,
+            box_predictor=FastRCNNPredictor(fc6.out_features, num_classes + 1),
+            fg_iou_thresh=head["fg_iou"], bg_iou_thresh=head["bg_iou"],
+            batch_size_per_image=head["rois_per_image"], positive_fraction=head["positive_fraction"],
+            bbox_reg_weights=tuple(head["bbox_reg_weights"]), score_thresh=0.0, nms_thresh=1.0,
+            detections_per_img=1_000_000,   # post-processing happens in wsjds.infer, after test-time averaging
+        )
+
+    def forward(self, image: torch.Tensor, rois: torch.Tensor, targets: list[dict[str, torch.Tensor]] | None = None):
+        features = {"0": self.backbone(image)}
+        shapes = [tuple(image.shape[-2:])]
+        if self.training:
+            _, losses = self.roi_heads(features, [rois], shapes, targets)
+            return losses
+        heads = self.roi_heads
+        box_features = heads.box_head(heads.box_roi_pool(features, [rois], shapes))
+        class_logits, box_regression = heads.box_predictor(box_features)
+        boxes = heads.box_coder.decode(box_regression, [rois])                     # (R, C + 1, 4)
+        return F.softmax(class_logits, dim=-1), boxes
+
+
+class FastRCNNTask:
+    """The Fast R-CNN training task for :mod:`wsjds.train`: pseudo-GT targets, RoIHeads losses."""
+
+    def __init__(self, settings: Mapping[str, Any], device: torch.device, amp_bf16: bool = False,
+                 wsod_state: Mapping[str, torch.Tensor] | None = None):
+        self.model = build_frcnn(settings, wsod_state=wsod_state).to(device)
+        self.pixels = weights_spec(settings["weights"]).pixels
+        self.state_modules: dict[str, nn.Module] = {}
+        self.device = device
+        self.autocast = (lambda: torch.autocast("cuda", dtype=torch.bfloat16)) if amp_bf16 and device.type == "cuda" \
+            else nullcontext
+
+    def objective(self, sample: Sample, progress: float) -> Objective:
+        if sample.target_boxes is None:
+            raise ValueError(f"image {sample.image_id}: Fast R-CNN training needs pseudo-GT targets")
+        targets = [{"boxes": sample.target_boxes.to(self.device),
+                    "labels": sample.target_labels.to(self.device) + 1}]       # + 1: background is class 0
+        with self.autocast():
+            losses = self.model(sample.image[None].to(self.device), sample.rois.to(self.device), targets)
+        loss = losses["loss_classifier"] + losses["loss_box_reg"]
+        return Objective(loss=loss, terms={k: float(v.detach()) for k, v in losses.items()},
+                         stats={"targets": float(len(sample.target_boxes))})
+
+    def after_visit(self, visit: int) -> None:
+        pass
+
+
+def build_frcnn(settings: Mapping[str, Any], wsod_state: Mapping[str, torch.Tensor] | None = None,
+                pretrained: bool = True) -> FastRCNN:
+    """The network of ``settings`` (see :func:`wsjds.workflow.frcnn_settings`). With ``pretrained``,
+    ``init: wsod`` starts the trunk and fc6/fc7 from the trained WSOD model's ``wsod_state`` and
+    ``init: imagenet`` from the weights file; without, weights are left for a checkpoint to fill."""
+    model_cfg, head = settings["model"], settings["frcnn"]
+    init_from_wsod = pretrained and head["init"] == "wsod"
+    no_file = init_from_wsod or not pretrained
+    weights = weights_spec({**settings["weights"], "path": None} if no_file else settings["weights"])
+    backbone = build_backbone(tuple(model_cfg["widths"]), model_cfg["fc_dim"], weights, head["freeze_backbone"],
+                              model_cfg["roi_size"])
+    fc6, fc7 = backbone.take_classifier()
+    if init_from_wsod:
+        if wsod_state is None:
+            raise ValueError("frcnn.init is 'wsod' but no WSOD checkpoint was given")
+        backbone.load_state_dict({k[len("backbone."):]: v for k, v in wsod_state.items() if k.startswith("backbone.")})
+        fc6.load_state_dict({"weight": wsod_state["detection.fc6.weight"], "bias": wsod_state["detection.fc6.bias"]})
+        fc7.load_state_dict({"weight": wsod_state["detection.fc7.weight"], "bias": wsod_state["detection.fc7.bias"]})
+        if head["freeze_backbone"]:
+            for parameter in backbone.features.parameters():
+                parameter.requires_grad_(False)
+    model = FastRCNN(backbone, fc6, fc7, len(settings["classes"]), head)
+    model.pixels = weights.pixels
+    return model
+
+
+def frcnn_scorer(model: FastRCNN, cfg: InferenceConfig, device: torch.device):
+    """``(image, boxes, scores) -> (scores (R, C), boxes (R, C, 4))`` for :func:`wsjds.infer.detect_split`."""
+    pixels = model.pixels
+    return lambda image, boxes, scores: frcnn_scores(model, pixels, image, boxes, cfg, device)
+
+
+@torch.no_grad()
+def frcnn_scores(model: FastRCNN, pixels, image: np.ndarray, boxes: np.ndarray, cfg: InferenceConfig,
+                 device: torch.device) -> tuple[np.ndarray, np.ndarray]:
+    """Test-time passes (scales x flips) averaged: class scores (R, C) without background, and the
+    regressed boxes (R, C, 4) in original-image coordinates."""
+    model.eval()
+    height, width = image.shape[:2]
+    total_scores, total_boxes, passes = None, None, 0
+    for scale in cfg.scales:
+        factor = scale_factor(height, width, scale, cfg.max_side)
+        new_w, new_h = max(1, int(round(width * factor))), max(1, int(round(height * factor)))
+        resized = cv2.resize(image, (new_w, new_h), interpolation=cv2.INTER_LINEAR)
+        rois = boxes * np.array([new_w / width, new_h / height] * 2, np.float32)
+        for flipped in ((False, True) if cfg.flip else (False,)):
+            pixel_array, pass_rois = hflip(resized, rois) if flipped else (resized, rois)
+            tensor = pixels.normalise(torch.from_numpy(np.ascontiguousarray(pixel_array)).permute(2, 0, 1))
+            probs, decoded = model(tensor[None].to(device), torch.from_numpy(pass_rois).to(device))
+            decoded = decoded.float().cpu().numpy()
+            if flipped:
+                decoded[..., [0, 2]] = new_w - decoded[..., [2, 0]]
+            decoded /= np.array([new_w / width, new_h / height] * 2, np.float32)
+            total_scores = probs.float().cpu().numpy() + (0 if total_scores is None else total_scores)
+            total_boxes = decoded + (0 if total_boxes is None else total_boxes)
+            passes += 1
+    scores, out_boxes = total_scores / passes, total_boxes / passes
+    out_boxes[..., [0, 2]] = out_boxes[..., [0, 2]].clip(0, width)
+    out_boxes[..., [1, 3]] = out_boxes[..., [1, 3]].clip(0, height)
+    return scores[:, 1:].astype(np.float32), out_boxes[:, 1:].astype(np.float32)
+
+
+class _RoIPool(nn.Module):
+    """RoIHeads' ``box_roi_pool`` interface over one feature map with torchvision's ``roi_pool``
+    (Caffe's inclusive-pixel RoIs, as in the WSDDN head)."""
+
+    def __init__(self, output_size: int, spatial_scale: float):
+        super().__init__()
+        self.output_size, self.spatial_scale = output_size, spatial_scale
+
+    def forward(self, features: dict[str, torch.Tensor], proposals: list[torch.Tensor],
+                image_shapes: list[tuple[int, int]]) -> torch.Tensor:
+        rois = torch.cat([torch.cat([torch.full((len(p), 1), float(i), device=p.device, dtype=p.dtype),
+                                     p[:, :2], p[:, 2:] - 1.0], dim=1) for i, p in enumerate(proposals)])
+        return roi_pool(features["0"], rois, self.output_size, self.spatial_scale)
+
+
+class PseudoGTImages:
+    """The training images of Fast R-CNN as the training engine sees them: ids, pixels and image
+    labels all come from the pseudo-GT store and the JPEG files; the dataset's annotations (its
+    real boxes) are never opened."""
+
+    def __init__(self, image_dir: str | Path, pseudo_gt: str | Path):
+        from wsjds.pseudo_gt import PseudoGTStore
+
+        self.image_dir = Path(image_dir)
+        with PseudoGTStore.open(pseudo_gt) as store:
+            self.ids: tuple[str, ...] = store.image_ids
+            self._sizes = {i: store.image_size(i) for i in store.image_ids}
+            self._labels = {i: np.unique(store[i][1]) for i in store.image_ids}
+            self.num_classes = len(store.classes)
+
+    def read_image(self, image_id: str) -> np.ndarray:
+        return read_rgb(self.image_dir / f"{image_id}.jpg", image_id, expected_size=self._sizes[image_id])
+
+    def image_labels(self, image_id: str) -> np.ndarray:
+        labels = np.zeros(self.num_classes, np.float32)
+        labels[self._labels[image_id]] = 1.0
+        return labels
