@@ -38,9 +38,10 @@ def dense_crf(image: np.ndarray, unary: np.ndarray, params: CRFParams) -> np.nda
         raise ValueError(f"image must be uint8 of size {height}x{width}, got {image.dtype} {image.shape[:2]}")
     scale = params.reference_side / max(height, width)
     crf = dcrf.DenseCRF2D(width, height, labels)
-    crf.setUnaryEnergy(np.ascontiguousarray(unary.reshape(labels, -1), dtype=np.float32))
+    # pydensecrf takes writeable C-contiguous buffers only (decoded images are often read-only views).
+    crf.setUnaryEnergy(np.require(unary.reshape(labels, -1), np.float32, ("C", "W")))
     crf.addPairwiseGaussian(sxy=params.gaussian_sxy / scale, compat=params.gaussian_compat)
     crf.addPairwiseBilateral(sxy=params.bilateral_sxy / scale, srgb=params.bilateral_srgb,
-                             rgbim=np.ascontiguousarray(image), compat=params.bilateral_compat)
+                             rgbim=np.require(image, np.uint8, ("C", "W")), compat=params.bilateral_compat)
     q = np.asarray(crf.inference(params.iterations), dtype=np.float32)
     return q.reshape(labels, height, width)

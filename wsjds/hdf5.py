@@ -34,6 +34,10 @@ from wsjds.io import atomic_path
 
 PRODUCER = f"wsjds {__version__}"
 
+# Element dtype of a variable-length bytes field (one byte string per row, e.g. a COCO RLE's counts):
+# HDF5 variable-length ASCII strings, read back as Python bytes.
+VLEN_BYTES = h5py.string_dtype("ascii")
+
 # Rows per HDF5 chunk. 4,096 rows of a (R, 4) float32 field are 64 KiB: one image's proposals
 # (a few thousand rows) touch at most two chunks, and the default 1 MiB chunk cache holds several.
 DEFAULT_CHUNK_ROWS = 4096
@@ -68,7 +72,8 @@ class Header:
 
 @dataclass(frozen=True)
 class FieldSpec:
-    """One ragged field: element dtype and the shape of one row (``()`` for scalars, ``(4,)`` for boxes)."""
+    """One ragged field: element dtype and the shape of one row (``()`` for scalars, ``(4,)`` for boxes).
+    :data:`VLEN_BYTES` makes a field of variable-length byte strings (rows given as bytes objects)."""
 
     dtype: Any
     row_shape: tuple[int, ...] = ()

@@ -1,0 +1,188 @@
+"""Mask stores on :mod:`wsjds.hdf5`, their merge, and their export as COCO segmentation results.
+
+Artifact ``wsjds.masks`` (results/{ds}/{method}/masks/{split}.{variant}.h5): one file per variant
+(``crf``, ``nocrf``, ``bb``, ``ell``; see :mod:`wsjds.masks`), so each is made, rerun, exported and
+scored on its own and a method without a segmentation branch still has the box baselines. Per
+detection row: ``boxes`` (R, 4) float32 (package convention), ``scores`` (R,) float32, ``labels``
+(R,) int64 (0-based classes), copied from the input detections so the file is self-contained, and
+``rle`` (R,) the COCO RLE ``counts`` (compressed ASCII bytes) of the (height, width) mask, the
+image size being the file's index. ``parameters`` holds the variant and how the masks were made.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from wsjds.boxes import xyxy_to_xywh
+from wsjds.data.errors import DatasetError
+from wsjds.hdf5 import VLEN_BYTES, FieldSpec, Header, RaggedStore, RaggedWriter
+from wsjds.io import atomic_path
+from wsjds.masks import VARIANTS, decode_rle, rle_object
+from wsjds.proposals.postprocess import check_ids
+
+log = logging.getLogger(__name__)
+
+MASKS_FORMAT = "wsjds.masks"
+MASKS_VERSION = 1
+MASK_FIELDS: Mapping[str, FieldSpec] = {
+    "boxes": FieldSpec(np.float32, (4,)),
+    "scores": FieldSpec(np.float32, ()),
+    "labels": FieldSpec(np.int64, ()),
+    "rle": FieldSpec(VLEN_BYTES, ()),
+}
+
+
+@dataclass(frozen=True)
+class ImageMasks:
+    """Masks of one image: ``boxes`` (R, 4), ``scores`` (R,), ``labels`` (R,), ``rle`` R RLE counts
+    (bytes) of (``height``, ``width``) masks."""
+
+    boxes: np.ndarray
+    scores: np.ndarray
+    labels: np.ndarray
+    rle: tuple[bytes, ...]
+    width: int
+    height: int
+
+    def __len__(self) -> int:
+        return len(self.rle)
+
+    def mask(self, k: int) -> np.ndarray:
+        """Detection ``k``'s mask, (H, W) bool."""
+        return decode_rle(self.rle[k], self.width, self.height)
+
+    def rle_objects(self) -> list[dict[str, Any]]:
+        """COCO JSON RLEs ``{"size": [H, W], "counts": str}``, one per detection."""
+        return [rle_object(counts, self.width, self.height) for counts in self.rle]
+
+
+class MaskStore(RaggedStore):
+    """Read-only masks of one split and variant with O(1) access by image id: ``store[image_id]``."""
+
+    FORMAT, VERSIONS = MASKS_FORMAT, (MASKS_VERSION,)
+
+    def __getitem__(self, image_id: str) -> ImageMasks:
+        rows = self._ragged.read(image_id)
+        width, height = self.image_size(image_id)
+        return ImageMasks(rows["boxes"], rows["scores"], rows["labels"], tuple(bytes(r) for r in rows["rle"]),
+                          width, height)
+
+    @property
+    def variant(self) -> str:
+        return str(self.parameters.get("variant", ""))
+
+    def items(self) -> Iterator[tuple[str, ImageMasks]]:
+        """``(image_id, masks)`` in file order."""
+        for image_id in self.image_ids:
+            yield image_id, self[image_id]
+
+
+class MaskWriter:
+    """Write a mask file atomically: ``with MaskWriter(...) as w: w.append(id, width, height, boxes,
+    scores, labels, rle)``. ``parameters`` must contain ``variant``."""
+
+    def __init__(self, path: str | Path, *, dataset: str, split: str, classes: Sequence[str], source: str,
+                 parameters: Mapping[str, Any]):
+        if parameters.get("variant") not in VARIANTS:
+            raise ValueError(f"mask parameters need a variant in {list(VARIANTS)}, got {parameters.get('variant')!r}")
+        header = Header(format=MASKS_FORMAT, version=MASKS_VERSION, dataset=dataset, split=split, source=source,
+                        parameters=dict(parameters), classes=tuple(classes))
+        self._writer = RaggedWriter(path, header, MASK_FIELDS)
+
+    def __enter__(self) -> "MaskWriter":
+        self._writer.__enter__()
+        return self
+
+    def __exit__(self, exc_type, exc, tb) -> None:
+        self._writer.__exit__(exc_type, exc, tb)
+
+    def __len__(self) -> int:
+        return len(self._writer)
+
+    def append(self, image_id: str, width: int, height: int, boxes: np.ndarray, scores: np.ndarray,
+               labels: np.ndarray, rle: Sequence[bytes]) -> None:
+        boxes = np.asarray(boxes, dtype=np.float32).reshape(-1, 4)
+        if len(rle) != boxes.shape[0]:
+            raise DatasetError(f"{len(rle)} masks for {boxes.shape[0]} detections", path=self._writer.path,
+                               image_id=image_id)
+        self._writer.append(image_id, width, height, boxes=boxes, scores=np.asarray(scores, np.float32).reshape(-1),
+                            labels=np.asarray(labels, np.int64).reshape(-1),
+                            rle=np.array(list(rle), dtype=object).reshape(-1))
+
+
+def merge_masks(shards: Sequence[str | Path], out: str | Path, expected_ids: Sequence[str], *, dataset: str,
+                split: str) -> int:
+    """Join mask shards of one variant into one file in ``expected_ids`` order; every id exactly once,
+    and the shards' classes and parameters must agree. Returns the number of images."""
+    stores = [MaskStore.open(p, dataset=dataset, split=split) for p in shards]
+    try:
+        first = stores[0]
+        for store in stores[1:]:
+            if store.classes != first.classes or dict(store.parameters) != dict(first.parameters):
+                raise DatasetError(f"mask shard differs from {first.path} in its classes or parameters "
+                                   f"({dict(store.parameters)} vs {dict(first.parameters)})", path=store.path)
+        owner: dict[str, MaskStore] = {}
+        found: list[str] = []
+        for store in stores:
+            found += list(store.image_ids)
+            owner.update({i: store for i in store.image_ids})
+        check_ids(found, expected_ids, path=", ".join(map(str, shards)), split=split)
+        with MaskWriter(out, dataset=dataset, split=split, classes=first.classes, source=first.header.source,
+                        parameters=dict(first.parameters)) as writer:
+            for image_id in expected_ids:
+                m = owner[image_id][image_id]
+                writer.append(image_id, m.width, m.height, m.boxes, m.scores, m.labels, m.rle)
+        return len(expected_ids)
+    finally:
+        for store in stores:
+            store.close()
+
+
+def to_coco_segm_results(store: MaskStore, out: str | Path, category_ids: Sequence[int] | None = None,
+                         known_image_ids: Sequence[int] | None = None) -> int:
+    """Write the store as a COCO results JSON list
+    ``[{image_id, category_id, bbox: [x, y, w, h], score, segmentation: {size, counts}}]``.
+
+    With ``category_ids`` (the annotation file's category ids, ascending, one per class) the file is
+    standard COCO: integer image ids (the package ids' decimal value, checked against
+    ``known_image_ids`` when given) and COCO category ids, ready for ``COCO.loadRes``. Without it,
+    the package's form (string image ids, 0-based classes). ``bbox`` is the detection's box.
+    Returns the number of entries written.
+    """
+    if category_ids is not None and len(category_ids) != len(store.classes):
+        raise ValueError(f"{len(category_ids)} category ids given for {len(store.classes)} classes")
+    known = None if known_image_ids is None else {int(i) for i in known_image_ids}
+    results: list[dict[str, Any]] = []
+    for image_id, masks in store.items():
+        if category_ids is None:
+            out_id: str | int = image_id
+            cats = masks.labels.tolist()
+        else:
+            out_id = _coco_image_id(image_id, store.path, known)
+            cats = [int(category_ids[label]) for label in masks.labels]
+        for bbox, score, cat, rle in zip(xyxy_to_xywh(masks.boxes).tolist(), masks.scores.tolist(), cats,
+                                         masks.rle_objects()):
+            results.append({"image_id": out_id, "category_id": cat, "bbox": bbox, "score": score,
+                            "segmentation": rle})
+    with atomic_path(out) as tmp:
+        tmp.write_text(json.dumps(results))
+    log.info("wrote %d %s masks of %d images to %s", len(results), store.variant, len(store), out)
+    return len(results)
+
+
+def _coco_image_id(image_id: str, path: Path, known: set[int] | None) -> int:
+    try:
+        value = int(image_id)
+    except ValueError:
+        raise DatasetError("COCO results need integer image ids; this id is not a decimal number (export "
+                           "without annotations for the package's string ids)", path=path, image_id=image_id) from None
+    if known is not None and value not in known:
+        raise DatasetError(f"image id {value} is not in the annotation file", path=path, image_id=image_id)
+    return value
