@@ -20,11 +20,10 @@ import pytest
 import yaml
 
 from slurm_cluster import LocalSlurm, pid_alive, unavailable_reason
-from workflow_plan import REPO, WSOD_TARGETS, counts, planned, snakemake, tiny_config
+from workflow_plan import REPO, counts, planned, snakemake, tiny_config
 
-# What the SLURM run builds. Once the Fast R-CNN headline exists, this becomes
-# ("results/synth_frcnn_map.json",); () would mean the default target (rule all).
-SLURM_TARGETS: tuple[str, ...] = ("results/synth_frcnn_map.json",)   # the headline: the whole chain
+# What the SLURM run builds: the headline, i.e. the whole chain from data to Fast R-CNN mAP.
+SLURM_TARGETS: tuple[str, ...] = ("results/synth_frcnn_map.json",)
 SLURM_RUN_TIMEOUT_S = 1200
 SLURM_PROFILE = str(REPO / "profiles" / "slurm-ci")
 USER_PROFILE = str(REPO / "profiles" / "slurm")
