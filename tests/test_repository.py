@@ -24,3 +24,14 @@ def test_torchvision_ops_run_on_this_torch():
     assert torchvision.ops.box_iou(boxes, boxes)[0, 1].item() == pytest.approx(25.0 / 175.0)
     pooled = torchvision.ops.roi_pool(torch.arange(16.0).reshape(1, 1, 4, 4), torch.tensor([[0.0, 0, 0, 3, 3]]), 2)
     assert pooled.flatten().tolist() == [5.0, 7.0, 13.0, 15.0]
+
+
+def test_the_cli_starts_without_loading_torch():
+    """Every rule calls `wsjds`; CPU stages (proposals, evaluation, masks' merge) must not pay for
+    importing torch just to parse their arguments."""
+    import subprocess
+    import sys
+
+    code = "import sys, wsjds.cli; wsjds.cli.build_parser(); print('torch' in sys.modules)"
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert result.stdout.strip() == "False"

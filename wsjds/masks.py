@@ -29,18 +29,19 @@ import time
 from collections.abc import Mapping, Sequence
 from contextlib import ExitStack
 from dataclasses import asdict, dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import cv2
 import numpy as np
-import torch
-import torch.nn.functional as F
 from pycocotools import mask as mask_utils
 from tqdm import tqdm
 
 from wsjds.crf import CRFParams, dense_crf
 from wsjds.data.errors import DatasetError
 from wsjds.data.transforms import scale_factor
+
+if TYPE_CHECKING:   # torch loads only when masks are made, so the CLI starts fast
+    import torch
 
 log = logging.getLogger(__name__)
 
@@ -118,7 +119,6 @@ class MaskConfig:
         return flags
 
 
-@torch.no_grad()
 def class_probabilities(model: torch.nn.Module, image: np.ndarray, params: MaskParams,
                         device: torch.device) -> np.ndarray:
     """Per-class probabilities at the image's own size: (C, H, W) float32 for ``image`` (H, W, 3) RGB uint8.
@@ -127,6 +127,9 @@ def class_probabilities(model: torch.nn.Module, image: np.ndarray, params: MaskP
     upsampled with align_corners=True to (H, W) and put through a sigmoid. With ``flip`` the
     mirrored pass is mirrored back and the two probability maps are averaged.
     """
+    import torch
+    import torch.nn.functional as F
+
     if getattr(model, "segmentation", None) is None:
         raise ValueError("the model has no segmentation branch: CRF masks need one (use the bb / ell baselines)")
     height, width = image.shape[:2]
@@ -138,7 +141,8 @@ def class_probabilities(model: torch.nn.Module, image: np.ndarray, params: MaskP
     for flipped in passes:
         pixels = np.ascontiguousarray(resized[:, ::-1]) if flipped else resized
         tensor = model.pixels.normalise(torch.from_numpy(pixels).permute(2, 0, 1))[None].to(device)
-        logits = model.segmentation(model.backbone(tensor)).float()              # (1, C, h, w)
+        with torch.no_grad():
+            logits = model.segmentation(model.backbone(tensor)).float()          # (1, C, h, w)
         up = F.interpolate(logits, size=(height, width), mode="bilinear", align_corners=True)
         probs = torch.sigmoid(up[0])
         if flipped:

@@ -4,9 +4,9 @@ and exported (COCO results JSON, VOC comp4 files)."""
 from __future__ import annotations
 
 import argparse
-import json
 import logging
-from pathlib import Path
+
+from wsjds.runs import settings_and_split
 
 log = logging.getLogger(__name__)
 
@@ -57,7 +57,7 @@ def run_detect(args: argparse.Namespace) -> int:
     from wsjds.shards import parse_shard, shard_ids
     from wsjds.train import load_checkpoint, resolve_device
 
-    settings, source = _settings_and_source(args.settings, args.split)
+    settings, source = settings_and_split(args.settings, args.split)
     if args.threads:
         torch.set_num_threads(args.threads)
     device = resolve_device(args.device)
@@ -71,7 +71,9 @@ def run_detect(args: argparse.Namespace) -> int:
         model.load_state_dict(checkpoint["model"])
         scorer, name = frcnn_scorer(model.to(device), cfg, device), "wsjds frcnn"
     else:
-        scorer, name = wsddn_scorer(_trained_model(settings, checkpoint).to(device), cfg, device), "wsjds detect"
+        from wsjds.runs import trained_wsjds
+
+        scorer, name = wsddn_scorer(trained_wsjds(settings, checkpoint).to(device), cfg, device), "wsjds detect"
     ids = shard_ids(source.ids, *parse_shard(args.shard))
     detect_split(scorer, source, args.proposals, ids, args.out, cfg, dataset=settings["dataset"]["name"],
                  split=args.split, classes=settings["classes"], source_name=name, raw_scores_out=args.raw_scores,
@@ -83,7 +85,7 @@ def run_detect(args: argparse.Namespace) -> int:
 def run_merge(args: argparse.Namespace) -> int:
     from wsjds.infer import merge_detections
 
-    settings, source = _settings_and_source(args.settings, args.split)
+    settings, source = settings_and_split(args.settings, args.split)
     count = merge_detections(args.shards, args.out, source.ids, dataset=settings["dataset"]["name"], split=args.split)
     log.info("merged %d shards: %d images -> %s", len(args.shards), count, args.out)
     return 0
@@ -99,24 +101,3 @@ def run_export(args: argparse.Namespace) -> int:
             tmp.mkdir()
             to_voc_comp4(store, tmp)
     return 0
-
-
-def _settings_and_source(path: str, split: str):
-    from wsjds.data.classes import classes_for
-    from wsjds.data.voc import VOCDataset
-
-    settings = json.loads(Path(path).read_text())
-    data = settings["dataset"]
-    source = VOCDataset(data["root"], split, classes_for(data["kind"]), data["include_difficult_labels"])
-    return settings, source
-
-
-def _trained_model(settings: dict, checkpoint: dict):
-    from wsjds.cgl.objective import Method
-    from wsjds.model.wsjds import build_model, weights_spec
-
-    method = Method.from_config(settings["method"])
-    weights = weights_spec({**settings["weights"], "path": None})   # the checkpoint holds every weight
-    model = build_model(settings["model"], weights, len(settings["classes"]), method.segmentation)
-    model.load_state_dict(checkpoint["model"])
-    return model.eval()

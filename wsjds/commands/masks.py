@@ -22,6 +22,8 @@ from wsjds.crf import CRFParams
 from wsjds.data.errors import DatasetError
 from wsjds.masks import BOX_VARIANTS, CRF_LABEL_SETS, MODEL_VARIANTS, VARIANTS
 
+from wsjds.runs import settings_and_split
+
 log = logging.getLogger(__name__)
 
 _CRF_DEFAULTS = CRFParams()   # the reference's op defaults (wsjds.crf; reference §2.6b)
@@ -199,10 +201,10 @@ def evaluate_instance_segmentation(annotations: str | Path, variants: dict[str, 
 
 def _model_and_images(args: argparse.Namespace, detections):
     """The trained network (as ``wsjds detect`` rebuilds it) and a reader of the split's images."""
-    from wsjds.commands.detect import _trained_model
+    from wsjds.runs import trained_wsjds
     from wsjds.train import load_checkpoint, resolve_device
 
-    settings, source = image_source(args.settings, args.split)
+    settings, source = settings_and_split(args.settings, args.split)
     if tuple(settings["classes"]) != tuple(detections.classes):
         raise DatasetError(f"the detections' classes {list(detections.classes)} differ from the run's "
                            f"{settings['classes']} ({args.settings})", path=detections.path)
@@ -210,28 +212,8 @@ def _model_and_images(args: argparse.Namespace, detections):
         raise SystemExit(f"wsjds masks run: method {settings['method_name']!r} has no segmentation branch; "
                          f"only {', '.join(BOX_VARIANTS)} masks exist for it")
     device = resolve_device(args.device)
-    model = _trained_model(settings, load_checkpoint(args.checkpoint)).to(device)
+    model = trained_wsjds(settings, load_checkpoint(args.checkpoint)).to(device)
     return model, source, device
-
-
-def image_source(settings_path: str | Path, split: str):
-    """``(settings, images)`` for a run's dataset: a VOC-layout reader (voc, synthetic) or a COCO one
-    ({root}/annotations/instances_{split}.json, {root}/images/{split}/)."""
-    import json
-
-    from wsjds.data.classes import classes_for
-    from wsjds.data.coco import COCODataset
-    from wsjds.data.voc import VOCDataset
-
-    settings = json.loads(Path(settings_path).read_text())
-    data = settings["dataset"]
-    root = Path(data["root"])
-    if data["kind"] == "coco":
-        source = COCODataset(root / "annotations" / f"instances_{split}.json", root / "images" / split,
-                             data["include_difficult_labels"])
-    else:
-        source = VOCDataset(root, split, classes_for(data["kind"]), data["include_difficult_labels"])
-    return settings, source
 
 
 def _pct(value) -> str:

@@ -1,0 +1,52 @@
+"""A run's saved artifacts back as objects: its settings file, its dataset split, its trained network.
+
+Every stage after training (detection, masks, Fast R-CNN) starts from
+``results/{ds}/{run}/settings.json`` and a round checkpoint; this is the one place that turns them
+back into a dataset reader and a model.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+
+def load_settings(path: str | Path) -> dict[str, Any]:
+    """The resolved settings a run was trained with (rule ``train_settings`` writes them)."""
+    return json.loads(Path(path).read_text())
+
+
+def settings_and_split(path: str | Path, split: str) -> tuple[dict[str, Any], Any]:
+    """A run's settings and a reader of ``split`` of its dataset."""
+    settings = load_settings(path)
+    return settings, open_split(settings, split)
+
+
+def open_split(settings: Mapping[str, Any], split: str):
+    """A reader of ``split`` of the run's dataset: VOC layout (voc, synthetic) or COCO
+    (``{root}/annotations/instances_{split}.json`` with images in ``{root}/images/{split}/``)."""
+    from wsjds.data.classes import classes_for
+    from wsjds.data.coco import COCODataset
+    from wsjds.data.voc import VOCDataset
+
+    data = settings["dataset"]
+    root = Path(data["root"])
+    if data["kind"] == "coco":
+        return COCODataset(root / "annotations" / f"instances_{split}.json", root / "images" / split,
+                           data["include_difficult_labels"])
+    return VOCDataset(root, split, classes_for(data["kind"]), data["include_difficult_labels"])
+
+
+def trained_wsjds(settings: Mapping[str, Any], checkpoint: Mapping[str, Any]):
+    """The WS-JDS network of a CGL run with a checkpoint's weights, in eval mode. No weights file is
+    read: the checkpoint holds every weight."""
+    from wsjds.cgl.objective import Method
+    from wsjds.model.wsjds import build_model, weights_spec
+
+    method = Method.from_config(settings["method"])
+    weights = weights_spec({**settings["weights"], "path": None})
+    model = build_model(settings["model"], weights, len(settings["classes"]), method.segmentation)
+    model.load_state_dict(checkpoint["model"])
+    return model.eval()
