@@ -22,6 +22,16 @@ def test_c5d_feature_geometry(height, width):
     assert features.shape == (1, 8, height // 8 - 1, width // 8 - 1)
 
 
+def test_group_norm_variant_keeps_the_c5d_geometry(tmp_path):
+    trunk = VGGC5D(SMALL, fc_dim=16, group_norm=2)
+    assert sum(isinstance(m, torch.nn.GroupNorm) for m in trunk.features) == 13
+    assert trunk(torch.zeros(1, 3, 64, 72)).shape == (1, 8, 7, 8)
+    path = tmp_path / "vgg16.pth"
+    torch.save({}, path)
+    with pytest.raises(ValueError, match="GroupNorm"):
+        build_backbone(SMALL, 16, WeightsSpec(str(path), RGB01), freeze=False, group_norm=2)
+
+
 def test_full_width_backbone_is_torchvision_vgg16_with_c5d_surgery():
     trunk = VGGC5D()
     convs = [m for m in trunk.features if isinstance(m, torch.nn.Conv2d)]

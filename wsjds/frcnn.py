@@ -102,7 +102,7 @@ def build_frcnn(settings: Mapping[str, Any], wsod_state: Mapping[str, torch.Tens
     no_file = init_from_wsod or not pretrained
     weights = weights_spec({**settings["weights"], "path": None} if no_file else settings["weights"])
     backbone = build_backbone(tuple(model_cfg["widths"]), model_cfg["fc_dim"], weights, head["freeze_backbone"],
-                              model_cfg["roi_size"])
+                              model_cfg["roi_size"], model_cfg["group_norm"])
     fc6, fc7 = backbone.take_classifier()
     if init_from_wsod:
         if wsod_state is None:

@@ -19,8 +19,6 @@ from torchvision.models.vgg import make_layers
 
 VGG16_WIDTHS = (64, 128, 256, 512, 512)
 _CONVS_PER_STAGE = (2, 2, 3, 3, 3)
-# torchvision.models.vgg16 `features` indices: pool4 and the three conv5 convolutions, pool5.
-_POOL4, _CONV5, _POOL5 = 23, (24, 26, 28), 30
 
 HOW_TO_GET_WEIGHTS = (
     "Place an ImageNet VGG16 state dict (torchvision key layout) at that path: torchvision's "
@@ -82,7 +80,8 @@ class VGGC5D(nn.Module):
 
     stride: int = 8
 
-    def __init__(self, widths: tuple[int, ...] = VGG16_WIDTHS, fc_dim: int = 4096, roi_size: int = 7):
+    def __init__(self, widths: tuple[int, ...] = VGG16_WIDTHS, fc_dim: int = 4096, roi_size: int = 7,
+                 group_norm: int = 0):
         super().__init__()
         if tuple(widths) == VGG16_WIDTHS:
             net = vgg16(weights=None)
@@ -97,10 +96,16 @@ class VGGC5D(nn.Module):
             features = make_layers(layout, batch_norm=False)
             fc6, fc7 = nn.Linear(widths[-1] * roi_size**2, fc_dim), nn.Linear(fc_dim, fc_dim)
             _msra_init(features)
-        features[_POOL4] = nn.MaxPool2d(kernel_size=2, stride=1)
-        for index in _CONV5:
-            features[index].dilation, features[index].padding = (2, 2), (2, 2)
-        self.features = nn.Sequential(*list(features.children())[:_POOL5])
+        layers = list(features.children())
+        if group_norm:   # GroupNorm after every conv: trains from scratch with one image per step
+            layers = [m for layer in layers for m in ((layer, nn.GroupNorm(group_norm, layer.out_channels))
+                                                      if isinstance(layer, nn.Conv2d) else (layer,))]
+        pools = [i for i, m in enumerate(layers) if isinstance(m, nn.MaxPool2d)]
+        convs = [i for i, m in enumerate(layers) if isinstance(m, nn.Conv2d)]
+        layers[pools[3]] = nn.MaxPool2d(kernel_size=2, stride=1)          # pool4: kernel 2, stride 1
+        for index in convs[-3:]:                                          # conv5_1..3: dilation 2
+            layers[index].dilation, layers[index].padding = (2, 2), (2, 2)
+        self.features = nn.Sequential(*layers[:pools[4]])                  # no pool5
         self.fc6, self.fc7 = fc6, fc7
         self.out_channels = widths[-1]
         self.fc_dim = fc_dim
@@ -132,13 +137,15 @@ class VGGC5D(nn.Module):
 
 
 def build_backbone(widths: tuple[int, ...], fc_dim: int, weights: WeightsSpec, freeze: bool,
-                   roi_size: int = 7) -> VGGC5D:
+                   roi_size: int = 7, group_norm: int = 0) -> VGGC5D:
     """Construct the trunk, load its weights file if the entry names one, freeze conv1-conv5 if asked.
 
     A named but missing weights file is an error that gives the path and how to obtain the file.
     """
-    backbone = VGGC5D(tuple(widths), fc_dim, roi_size)
+    backbone = VGGC5D(tuple(widths), fc_dim, roi_size, group_norm)
     if weights.path is not None:
+        if group_norm:
+            raise ValueError("ImageNet VGG16 weights have no GroupNorm layers: set group_norm to 0 to load them")
         path = Path(weights.path)
         if not path.is_file():
             raise FileNotFoundError(f"backbone weights file not found: {path}\n{HOW_TO_GET_WEIGHTS}")

@@ -57,7 +57,7 @@ def weights_spec(entry: Mapping) -> WeightsSpec:
 def build_model(model_cfg: Mapping, weights: WeightsSpec, num_classes: int, with_segmentation: bool) -> WSJDSModel:
     """Assemble the network from a ``models.<name>`` config entry (see config.yaml)."""
     backbone = build_backbone(tuple(model_cfg["widths"]), model_cfg["fc_dim"], weights,
-                              model_cfg["freeze_backbone"], model_cfg["roi_size"])
+                              model_cfg["freeze_backbone"], model_cfg["roi_size"], model_cfg["group_norm"])
     fc6, fc7 = backbone.take_classifier()
     detection = WSDDNHead(backbone.out_channels, model_cfg["fc_dim"], num_classes, model_cfg["roi_size"],
                           1.0 / backbone.stride, model_cfg["dropout"], model_cfg["score_boost"], fc6=fc6, fc7=fc7)
