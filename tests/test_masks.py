@@ -31,7 +31,8 @@ from wsjds.model.wsjds import build_model, weights_spec
 from wsjds.train import CHECKPOINT_FORMAT, CHECKPOINT_VERSION
 
 TINY_MODEL = {"widths": [4, 4, 8, 8, 8], "fc_dim": 16, "weights": "scratch", "freeze_backbone": False,
-              "roi_size": 3, "dropout": 0.5, "score_boost": False, "aspp_rates": [1, 2], "aspp_hidden": 8}
+              "roi_size": 3, "dropout": 0.5, "score_boost": False, "aspp_rates": [1, 2], "aspp_hidden": 8,
+              "group_norm": 0}
 SCRATCH = {"path": None, "channel_order": "RGB", "scale": 1, "mean": [0.5, 0.5, 0.5], "std": [0.25, 0.25, 0.25]}
 PARAMS = MaskParams(scale=64, max_side=128, flip=False, threshold=0.5, crf=CRFParams(iterations=3))
 
