@@ -88,11 +88,14 @@ def test_dry_run_builds_the_dag_of_every_stage(tmp_path):
     assert jobs["voc_metric"] == 3 and jobs["instance_seg_metric"] == 1
 
 
-def test_missing_voc_root_fails_at_dag_build_with_instructions(tmp_path):
-    result = snakemake(tmp_path, "-n", "results/voc07/dataset_summary/trainval.json")
+@pytest.mark.parametrize("target, split", [("results/voc07/dataset_summary/trainval.json", "trainval"),
+                                           ("results/voc07_frcnn_map.json", None)])
+def test_missing_voc_root_fails_at_dag_build_with_instructions(tmp_path, target, split):
+    result = snakemake(tmp_path, "-n", target)
     assert result.returncode != 0
     message = result.stdout + result.stderr
-    assert "data/VOCdevkit/VOC2007/ImageSets/Main/trainval.txt" in message
+    assert "MissingDatasetError" in message and not (tmp_path / "results").exists()
+    assert f"data/VOCdevkit/VOC2007/ImageSets/Main/{split or ''}" in message
     assert "http://host.robots.ox.ac.uk/pascal/VOC/" in message
     assert "snakemake --cores 2" in message
 
