@@ -27,7 +27,7 @@ import numpy as np
 
 from wsjds.boxes import to_voc_xml, xyxy_to_xywh
 from wsjds.data.errors import DatasetError
-from wsjds.hdf5 import FieldSpec, Header, RaggedStore, RaggedWriter
+from wsjds.hdf5 import FieldSpec, Header, RaggedStore, RaggedWriter, TypedWriter
 from wsjds.io import atomic_path
 
 log = logging.getLogger(__name__)
@@ -78,7 +78,7 @@ class DetectionStore(RaggedStore):
             yield image_id, self[image_id]
 
 
-class DetectionWriter:
+class DetectionWriter(TypedWriter):
     """Write a detections file atomically:
     ``with DetectionWriter(...) as w: w.append(image_id, width, height, boxes, scores, labels)``.
 
@@ -94,16 +94,6 @@ class DetectionWriter:
                         source=source, parameters=dict(parameters), classes=tuple(classes))
         self._num_classes = len(classes)
         self._writer = RaggedWriter(path, header, DETECTION_FIELDS)
-
-    def __enter__(self) -> "DetectionWriter":
-        self._writer.__enter__()
-        return self
-
-    def __exit__(self, exc_type, exc, tb) -> None:
-        self._writer.__exit__(exc_type, exc, tb)
-
-    def __len__(self) -> int:
-        return len(self._writer)
 
     def append(self, image_id: str, width: int, height: int, boxes: np.ndarray, scores: np.ndarray,
                labels: np.ndarray) -> None:
@@ -124,7 +114,7 @@ class ProposalScoresStore(RaggedStore):
         return rows["boxes"], rows["scores"]
 
 
-class ProposalScoresWriter:
+class ProposalScoresWriter(TypedWriter):
     """Write raw per-proposal class scores (gzip-compressed): ``w.append(id, w, h, boxes (K, 4), scores (K, C))``."""
 
     def __init__(self, path: str | Path, *, dataset: str, split: str, classes: Sequence[str], source: str,
@@ -136,16 +126,6 @@ class ProposalScoresWriter:
         fields = {"boxes": FieldSpec(np.float32, (4,)), "scores": FieldSpec(np.float32, (len(classes),))}
         self._num_classes = len(classes)
         self._writer = RaggedWriter(path, header, fields, compression=PROPOSAL_SCORES_COMPRESSION)
-
-    def __enter__(self) -> "ProposalScoresWriter":
-        self._writer.__enter__()
-        return self
-
-    def __exit__(self, exc_type, exc, tb) -> None:
-        self._writer.__exit__(exc_type, exc, tb)
-
-    def __len__(self) -> int:
-        return len(self._writer)
 
     def append(self, image_id: str, width: int, height: int, boxes: np.ndarray, scores: np.ndarray) -> None:
         boxes = np.asarray(boxes, dtype=np.float32).reshape(-1, 4)

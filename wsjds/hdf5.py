@@ -355,6 +355,23 @@ class RaggedFile:
         return int(self._offsets[row]), int(self._offsets[row + 1])
 
 
+class TypedWriter:
+    """Base of the typed writers (proposals, detections, masks, ...): holds a :class:`RaggedWriter`
+    in ``_writer`` and forwards the context-manager protocol to it; subclasses define ``append``."""
+
+    _writer: RaggedWriter
+
+    def __enter__(self):
+        self._writer.__enter__()
+        return self
+
+    def __exit__(self, exc_type, exc, tb) -> None:
+        self._writer.__exit__(exc_type, exc, tb)
+
+    def __len__(self) -> int:
+        return len(self._writer)
+
+
 class RaggedStore:
     """Base of the typed, read-only stores (proposals, detections, pseudo GT, ...): a
     :class:`RaggedFile` of one format, with O(1) access by image id. Subclasses set ``FORMAT`` and

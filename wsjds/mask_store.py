@@ -22,7 +22,7 @@ import numpy as np
 
 from wsjds.boxes import xyxy_to_xywh
 from wsjds.data.errors import DatasetError
-from wsjds.hdf5 import VLEN_BYTES, FieldSpec, Header, RaggedStore, RaggedWriter
+from wsjds.hdf5 import FieldSpec, Header, RaggedStore, RaggedWriter, TypedWriter, VLEN_BYTES
 from wsjds.io import atomic_path
 from wsjds.masks import VARIANTS, decode_rle, rle_object
 from wsjds.proposals.postprocess import check_ids
@@ -84,7 +84,7 @@ class MaskStore(RaggedStore):
             yield image_id, self[image_id]
 
 
-class MaskWriter:
+class MaskWriter(TypedWriter):
     """Write a mask file atomically: ``with MaskWriter(...) as w: w.append(id, width, height, boxes,
     scores, labels, rle)``. ``parameters`` must contain ``variant``."""
 
@@ -95,16 +95,6 @@ class MaskWriter:
         header = Header(format=MASKS_FORMAT, version=MASKS_VERSION, dataset=dataset, split=split, source=source,
                         parameters=dict(parameters), classes=tuple(classes))
         self._writer = RaggedWriter(path, header, MASK_FIELDS)
-
-    def __enter__(self) -> "MaskWriter":
-        self._writer.__enter__()
-        return self
-
-    def __exit__(self, exc_type, exc, tb) -> None:
-        self._writer.__exit__(exc_type, exc, tb)
-
-    def __len__(self) -> int:
-        return len(self._writer)
 
     def append(self, image_id: str, width: int, height: int, boxes: np.ndarray, scores: np.ndarray,
                labels: np.ndarray, rle: Sequence[bytes]) -> None:

@@ -16,7 +16,7 @@ import numpy as np
 from tqdm import tqdm
 
 from wsjds.data.errors import DatasetError
-from wsjds.hdf5 import FieldSpec, Header, RaggedStore, RaggedWriter
+from wsjds.hdf5 import FieldSpec, Header, RaggedStore, RaggedWriter, TypedWriter
 from wsjds.proposals.postprocess import check_ids, validate_proposals
 
 log = logging.getLogger(__name__)
@@ -45,7 +45,7 @@ class ProposalStore(RaggedStore):
         return self.num_rows(image_id)
 
 
-class ProposalWriter:
+class ProposalWriter(TypedWriter):
     """Write a proposal file atomically: ``with ProposalWriter(...) as w: w.append(id, w, h, boxes, scores)``."""
 
     def __init__(self, path: str | Path, *, dataset: str, split: str, source: str,
@@ -53,16 +53,6 @@ class ProposalWriter:
         header = Header(format=PROPOSALS_FORMAT, version=PROPOSALS_VERSION, dataset=dataset, split=split,
                         source=source, parameters=dict(parameters))
         self._writer = RaggedWriter(path, header, PROPOSAL_FIELDS)
-
-    def __enter__(self) -> "ProposalWriter":
-        self._writer.__enter__()
-        return self
-
-    def __exit__(self, exc_type, exc, tb) -> None:
-        self._writer.__exit__(exc_type, exc, tb)
-
-    def __len__(self) -> int:
-        return len(self._writer)
 
     def append(self, image_id: str, width: int, height: int, boxes: np.ndarray, scores: np.ndarray) -> None:
         self._writer.append(image_id, width, height, boxes=boxes, scores=scores)
