@@ -123,11 +123,17 @@ class LocalSlurm:
     # -- lifecycle ---------------------------------------------------------------------------------
 
     def __enter__(self) -> LocalSlurm:
+        # A SIGTERM to the test run (a CI timeout, a kill) would skip `finally` blocks and leave the
+        # daemons running; turn it into an exception while the cluster is up, so stop() still runs.
+        self._previous_sigterm = signal.signal(signal.SIGTERM, _raise_keyboard_interrupt)
         self.start()
         return self
 
     def __exit__(self, *exc) -> None:
-        self.stop()
+        try:
+            self.stop()
+        finally:
+            signal.signal(signal.SIGTERM, self._previous_sigterm)
 
     def start(self) -> None:
         try:
@@ -308,3 +314,7 @@ PartitionName=debug Nodes=ALL Default=YES MaxTime=INFINITE State=UP
     def cleanup(self) -> None:
         """Remove the base directory (after stop())."""
         shutil.rmtree(self.base, ignore_errors=True)
+
+
+def _raise_keyboard_interrupt(signum, frame) -> None:
+    raise KeyboardInterrupt(f"signal {signum} while the local SLURM cluster was up")
