@@ -30,7 +30,6 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     run.add_argument("--nms-iou", type=float, required=True)
     run.add_argument("--max-detections", type=int, required=True)
     run.add_argument("--score-threshold", type=float, required=True)
-    run.add_argument("--shards", type=int, help=argparse.SUPPRESS)   # config's shard count (Snakemake passes it)
     run.add_argument("--device", default="auto")
     run.add_argument("--threads", type=int, default=0)
     run.add_argument("--no-progress", action="store_true")
