@@ -250,46 +250,41 @@ def open_candidates(path: str | Path, *, dataset: str | None = None, split: str 
                        f"{PROPOSAL_SCORES_FORMAT!r} files", path=path)
 
 
-class _DetectionCandidates:
-    """Candidates of class c = the image's detections labelled c."""
+class _Candidates:
+    """A scores store seen as pseudo-GT candidates; subclasses say what a class's candidates are."""
 
-    format = DETECTIONS_FORMAT
+    format = ""
 
-    def __init__(self, store: DetectionStore):
+    def __init__(self, store: DetectionStore | ProposalScoresStore):
         self._store = store
         self.path = store.path
         self.classes = store.classes
 
     def __contains__(self, image_id: object) -> bool:
         return image_id in self._store
+
+    def close(self) -> None:
+        self._store.close()
+
+
+class _DetectionCandidates(_Candidates):
+    """Candidates of class c = the image's detections labelled c."""
+
+    format = DETECTIONS_FORMAT
 
     def candidates(self, image_id: str, labels: Sequence[int]) -> dict[int, tuple[np.ndarray, np.ndarray]]:
         dets = self._store[image_id]
         return {c: (dets.boxes[dets.labels == c], dets.scores[dets.labels == c]) for c in labels}
 
-    def close(self) -> None:
-        self._store.close()
 
-
-class _ProposalCandidates:
+class _ProposalCandidates(_Candidates):
     """Candidates of class c = every proposal, scored by its class-c score."""
 
     format = PROPOSAL_SCORES_FORMAT
 
-    def __init__(self, store: ProposalScoresStore):
-        self._store = store
-        self.path = store.path
-        self.classes = store.classes
-
-    def __contains__(self, image_id: object) -> bool:
-        return image_id in self._store
-
     def candidates(self, image_id: str, labels: Sequence[int]) -> dict[int, tuple[np.ndarray, np.ndarray]]:
         boxes, scores = self._store[image_id]
         return {c: (boxes, scores[:, c]) for c in labels}
-
-    def close(self) -> None:
-        self._store.close()
 
 
 def _peek_format(path: Path) -> str:
