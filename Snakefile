@@ -32,6 +32,7 @@ wildcard_constraints:
     method="|".join(config["methods"]),
     run="(" + "|".join(config["methods"]) + ")(/frcnn)?",
     split=r"[A-Za-z0-9_]+",
+    weights="|".join(config["weights"]),
 
 
 include: "rules/common.smk"

@@ -1,5 +1,39 @@
 # Training runs: CGL ({run} = {method}) and Fast R-CNN retraining on pseudo GT ({run} =
-# {method}/frcnn). One job per round, each resuming from the previous round's checkpoint.
+# {method}/frcnn). One job per round, each resuming from the previous round's checkpoint. A model
+# whose weights entry names a pretraining recipe first gets its trunk from rule pretrain_trunk.
+
+
+rule pretrain_settings:
+    output:
+        "results/pretrained/{weights}.settings.json",
+    params:
+        settings=lambda wildcards: wf.pretrain_settings(config, wildcards.weights),
+    log:
+        "logs/pretrained/{weights}_settings.log",
+    localrule: True
+    run:
+        write_json(output[0], params.settings)
+
+
+rule pretrain_trunk:
+    input:
+        settings="results/pretrained/{weights}.settings.json",
+    output:
+        weights=protected("results/pretrained/{weights}.pth"),
+        report="results/pretrained/{weights}_report.json",
+    log:
+        "logs/pretrained/{weights}.log",
+    benchmark:
+        "results/benchmarks/pretrained/{weights}.tsv"
+    threads: rule_resources("train")["threads"]
+    resources:
+        mem_mb=rule_resources("train")["mem_mb"],
+        runtime=rule_resources("train")["runtime"],
+    conda:
+        "../envs/wsjds.yaml"
+    shell:
+        "wsjds pretrain --settings {input.settings} --out {output.weights} --report {output.report}"
+        " --threads {threads} --no-progress > {log} 2>&1"
 
 
 rule train_settings:
@@ -18,6 +52,7 @@ rule train_round:
     input:
         unpack(frcnn_inputs),
         settings="results/{ds}/{run}/settings.json",
+        pretrained=lambda wildcards: wf.pretrained_inputs(wf.run_settings(config, wildcards.ds, wildcards.run)),
         proposals=train_proposals,
         previous=previous_round,
     output:

@@ -41,17 +41,21 @@ WSOD_TARGETS = (
 def tiny_config() -> dict:
     """Config overrides for the smallest synthetic run: 6 + 3 images, one epoch of 3-image updates,
     one test scale, no flip. Every training recipe the synth dataset uses is shortened (the CGL
-    recipe, and the Fast R-CNN one where the config has that stage)."""
+    recipe, the Fast R-CNN one where the config has that stage, and the trunk's pretraining)."""
     base = yaml.safe_load((REPO / "config.yaml").read_text())
     synth = base["datasets"]["synth"]
     recipes = {synth["training"]}
     frcnn_preset = base.get("frcnn", {}).get(synth.get("frcnn"), {})
     if "training" in frcnn_preset:
         recipes.add(frcnn_preset["training"])
+    weights = base["weights"][base["models"][synth["model"]]["weights"]]
+    pretraining = weights.get("pretraining")
     return {
         "datasets": {"synth": {"generator": {"num_trainval": 6, "num_test": 3}}},
         "training": {name: {"epochs": 1, "effective_batch": 3} for name in sorted(recipes)},
         "inference": {synth["inference"]: {"scales": [176], "flip": False}},
+        "pretraining": {} if pretraining is None else
+        {pretraining: {"crops": 90, "held_out": 18, "epochs": 1, "batch": 24}},
     }
 
 

@@ -20,6 +20,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "wsjds.commands.proposals",
     "wsjds.commands.evaluate",
     "wsjds.commands.pseudo_gt",
+    "wsjds.commands.pretrain",
     "wsjds.commands.train",
     "wsjds.commands.detect",
     "wsjds.commands.masks",

@@ -105,6 +105,41 @@ def check_references(config: Mapping) -> None:
         if model["weights"] not in config["weights"]:
             raise ValueError(f"models.{name}.weights = {model['weights']!r} is not among weights: "
                              f"{sorted(config['weights'])}")
+    for name, entry in config["weights"].items():
+        recipe = entry.get("pretraining")
+        if recipe is None:
+            continue
+        if recipe not in config["pretraining"]:
+            raise ValueError(f"weights.{name}.pretraining = {recipe!r} is not among pretraining: "
+                             f"{sorted(config['pretraining'])}")
+        if entry["path"] != pretrained_weights_path(name):
+            raise ValueError(f"weights.{name}.path must be {pretrained_weights_path(name)!r} (rule pretrain_trunk "
+                             f"writes it), got {entry['path']!r}")
+    for name, recipe in config["pretraining"].items():
+        if recipe["model"] not in config["models"]:
+            raise ValueError(f"pretraining.{name}.model = {recipe['model']!r} is not among models: "
+                             f"{sorted(config['models'])}")
+
+
+def pretrained_weights_path(weights: str) -> str:
+    """Where rule pretrain_trunk writes the weights file of entry ``weights``."""
+    return f"results/pretrained/{weights}.pth"
+
+
+def pretrain_settings(config: Mapping, weights: str) -> dict:
+    """Everything pretraining the trunk of weights entry ``weights`` depends on."""
+    entry = config["weights"][weights]
+    if entry.get("pretraining") is None:
+        raise ValueError(f"weights.{weights} names no pretraining recipe: its file is not made by the workflow")
+    recipe = dict(config["pretraining"][entry["pretraining"]])
+    model = dict(config["models"][recipe.pop("model")])
+    return {"weights_name": weights, "weights": dict(entry), "model": model, "pretraining": recipe}
+
+
+def pretrained_inputs(settings: Mapping) -> list[str]:
+    """The weights file a run's model loads, when the workflow makes it (else nothing)."""
+    entry = settings["weights"]
+    return [entry["path"]] if entry.get("pretraining") is not None else []
 
 
 def train_settings(config: Mapping, ds: str, method: str) -> dict:

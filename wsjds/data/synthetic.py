@@ -40,6 +40,9 @@ log = logging.getLogger(__name__)
 SPLITS: tuple[str, ...] = ("trainval", "test")
 SHAPE_CLASSES: tuple[str, ...] = ("ring", "star", "cross")
 PART_CLASSES: tuple[str, ...] = ("beetle", "fish", "kite")
+# Distractor shapes, in the order _Scene draws them: the generic body without evidence, a random
+# polygon, and a body with a marker of no class.
+DISTRACTOR_KINDS: tuple[str, ...] = ("body", "polygon", "plain_marker_body")
 VOID = 255
 
 # Marker ("head") patterns of the part classes: two saturated colours each (RGB). Shared-pool
@@ -177,6 +180,28 @@ def generate_image(rng: np.random.Generator, config: SynthConfig) -> SynthImage:
     return scene.finish()
 
 
+def generate_crop(rng: np.random.Generator, config: SynthConfig, side: int, label: int,
+                  size_range: tuple[float, float], centre_jitter: float) -> SynthImage:
+    """One object-centric square crop (side x side) for trunk pretraining.
+
+    ``label`` indexes ``SYNTH_CLASSES + DISTRACTOR_KINDS``: one object of that class or one
+    distractor of that kind, ``size_range`` x ``side`` across and centred up to ``centre_jitter``
+    x ``side`` off the middle, on the generator's textured clutter background. Distractors are not
+    objects: their crop's ``objects`` list is empty.
+    """
+    if not 0 <= label < len(SYNTH_CLASSES) + len(DISTRACTOR_KINDS):
+        raise ValueError(f"crop label {label} is outside 0..{len(SYNTH_CLASSES) + len(DISTRACTOR_KINDS) - 1}")
+    scene = _Scene(rng, side, side, side, config)
+    scene.paint_background()
+    size = rng.uniform(*size_range) * side
+    centre = tuple(side / 2 + rng.normal(0, centre_jitter * side, 2))
+    if label < len(SYNTH_CLASSES):
+        scene.place("object", label, centre, size)
+    else:
+        scene.place("distractor", None, centre, size, distractor_kind=label - len(SYNTH_CLASSES))
+    return scene.finish()
+
+
 class _Scene:
     """A padded canvas that items are painted onto in z-order, tracking which item owns each pixel."""
 
@@ -197,8 +222,10 @@ class _Scene:
                                 self.pad, self.width, self.height)
             _paint(self.canvas, mask, lambda yy, xx: _texture(rng, yy, xx), alpha=0.5)
 
-    def place(self, kind: str, label: int | None, centre: tuple[float, float] | None, size: float) -> None:
-        """Try positions until the item occludes no earlier object beyond ``max_occlusion``."""
+    def place(self, kind: str, label: int | None, centre: tuple[float, float] | None, size: float,
+              distractor_kind: int | None = None) -> None:
+        """Try positions until the item occludes no earlier object beyond ``max_occlusion``.
+        ``distractor_kind`` (an index into DISTRACTOR_KINDS) fixes a distractor's shape; None draws it."""
         angle = self.rng.uniform(0, 180)
         for attempt in range(_PLACEMENT_TRIES):
             if centre is not None and attempt < _PLACEMENT_TRIES // 3:
@@ -206,7 +233,8 @@ class _Scene:
                 cx, cy = centre[0] + jitter[0], centre[1] + jitter[1]
             else:
                 cx, cy = self.rng.uniform(0, self.width), self.rng.uniform(0, self.height)
-            full, head = self._shape_masks(kind, label, (cx + self.pad, cy + self.pad), size, angle)
+            full, head = self._shape_masks(kind, label, (cx + self.pad, cy + self.pad), size, angle,
+                                           distractor_kind)
             if full.any() and self._occlusion_ok(full):
                 break
         else:
@@ -253,7 +281,7 @@ class _Scene:
         return True
 
     def _shape_masks(self, kind: str, label: int | None, centre: tuple[float, float], size: float,
-                     angle: float) -> tuple[np.ndarray, tuple | None]:
+                     angle: float, distractor_kind: int | None = None) -> tuple[np.ndarray, tuple | None]:
         """Full mask and, for bodies with a marker, (marker mask, marker centre, marker diameter),
         on the padded canvas."""
         name = SYNTH_CLASSES[label] if kind == "object" else None
@@ -263,7 +291,7 @@ class _Scene:
             return _body_with_head(self.rng, self.shape, centre, size, angle, self.config.head_fraction)
         # Distractors: headless bodies (the generic body without evidence), polygons, or bodies with
         # a marker that belongs to no class.
-        choice = self.rng.integers(0, 3)
+        choice = self.rng.integers(0, len(DISTRACTOR_KINDS)) if distractor_kind is None else distractor_kind
         if choice == 0:
             return _body(self.rng, self.shape, centre, size, angle), None
         if choice == 1:
