@@ -1,5 +1,6 @@
 """The `snakemake --report` items: per-class precision/recall from the evaluation code, the paper's
-VOC2007 numbers, the metrics table page, the PR-curve grid and the Fig. 4-style figure."""
+VOC2007 numbers, the metrics table page, the PR-curve grid and the Fig. 4-style figure, and the
+workflow helpers that wire them into rules/report.smk."""
 
 from __future__ import annotations
 
@@ -24,8 +25,10 @@ from wsjds.proposals.store import ProposalWriter
 from wsjds.report import paper
 from wsjds.report.figure4 import Figure4Settings, Figure4Style, figure4, seed_image
 from wsjds.report.pr_curves import PRFigureStyle, plot_pr_curves
+from wsjds.report.rules import figure4_flags, metrics_flags, metrics_inputs, paper_method, report_targets
 from wsjds.report.tables import format_percent, metrics_table, render_metrics_html
 from wsjds.train import CHECKPOINT_FORMAT, CHECKPOINT_VERSION
+from wsjds.workflow import default_targets
 
 REPO = Path(__file__).resolve().parents[1]
 CONFIG = yaml.safe_load((REPO / "config.yaml").read_text())
@@ -274,3 +277,24 @@ def test_figure4_command_rebuilds_the_run_and_refuses_fast_rcnn_settings(tiny_sp
     (tmp_path / "frcnn.json").write_text(json.dumps({**settings, "frcnn": {}}))
     args[args.index(str(tmp_path / "settings.json"))] = str(tmp_path / "frcnn.json")
     assert cli(args) == 2 and "frcnn.json" in caplog.text
+
+
+# --- the workflow's wiring ---------------------------------------------------------------------
+
+def test_paper_columns_go_to_voc07_only():
+    assert paper_method(CONFIG, "voc07", "wsjds") == "wsjds"
+    assert paper_method(CONFIG, "voc07", "det2seg") == "det2seg"
+    assert paper_method(CONFIG, "voc12", "wsjds") is None and paper_method(CONFIG, "synth", "wsjds") is None
+    assert "--paper-method wsjds" in metrics_flags(CONFIG, "voc07", "wsjds")
+    assert "--paper-method" not in metrics_flags(CONFIG, "synth", "wsjds")
+
+
+def test_report_items_are_default_targets_with_their_inputs():
+    targets = default_targets(CONFIG)
+    assert set(report_targets(CONFIG, "synth")) <= set(targets)
+    assert "results/synth/wsjds/report/figure4_test.png" in targets
+    assert metrics_inputs(CONFIG, "synth", "wsjds")["instance_seg"] == "results/synth/wsjds/metrics/instance_seg.json"
+    assert "instance_seg" not in metrics_inputs(CONFIG, "voc07", "wsjds")
+    flags = figure4_flags(CONFIG, "synth")
+    assert f"--images {CONFIG['report']['figure4']['images']}" in flags
+    assert f"--scale {CONFIG['masks']['datasets']['synth']['scale']}" in flags
