@@ -168,6 +168,18 @@ def test_metrics_table_without_paper_shows_undefined_classes_and_instance_segmen
     assert format_percent(None) == "–" and format_percent(0.4567) == "45.7"
 
 
+def test_metrics_table_rows_follow_the_dataset_s_class_order():
+    """Metrics JSONs store per_class with sorted keys; their `classes` list keeps the dataset's order."""
+    stored = {name: 0.1 * (k + 1) for k, name in enumerate(sorted(SYNTH_CLASSES))}
+    metrics = _metrics("map", stored, classes=list(SYNTH_CLASSES))
+    table = metrics_table("synth / wsjds", metrics, _metrics("corloc", stored))
+    assert table.classes == SYNTH_CLASSES != tuple(sorted(SYNTH_CLASSES))
+    page = render_metrics_html(table)
+    rows = re.findall(r"<tr><th>(\w+)</th><td", page)
+    assert rows == list(SYNTH_CLASSES)
+    assert _row(page, "ring") == [format_percent(stored["ring"])] * 2
+
+
 def test_metrics_table_bad_input_names_the_file(tmp_path, caplog):
     good = tmp_path / "map.json"
     good.write_text(json.dumps(_metrics("map", {"ring": 0.5})))

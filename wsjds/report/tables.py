@@ -53,16 +53,17 @@ def metrics_table(title: str, wsod_map: Mapping[str, Any], wsod_corloc: Mapping[
     """The table of one run from its metrics (as read by :func:`read_metrics`).
 
     Columns: WSOD AP, Fast R-CNN AP (when given) and WSOD CorLoc, each followed by the paper's
-    column when ``paper`` has one. The classes are the WSOD mAP file's; the other files must have
-    the same. ``sources`` names each metric's file for the column notes (keys ``wsod_map``,
-    ``frcnn_map``, ``wsod_corloc``).
+    column when ``paper`` has one. The rows are the WSOD mAP file's classes in the dataset's order
+    (its ``classes`` list; the ``per_class`` keys are stored sorted); the other files must have
+    the same classes. ``sources`` names each metric's file for the column notes (keys
+    ``wsod_map``, ``frcnn_map``, ``wsod_corloc``).
     """
     sources = dict(sources or {})
-    classes = tuple(wsod_map["per_class"])
+    classes = class_order(wsod_map)
     measured = {"wsod_map": wsod_map, "frcnn_map": frcnn_map, "wsod_corloc": wsod_corloc}
     for key, metrics in measured.items():
-        if metrics is not None and tuple(metrics["per_class"]) != classes:
-            raise DatasetError(f"classes {list(metrics['per_class'])} differ from the WSOD mAP's {list(classes)}",
+        if metrics is not None and set(metrics["per_class"]) != set(classes):
+            raise DatasetError(f"classes {sorted(metrics['per_class'])} differ from the WSOD mAP's {sorted(classes)}",
                                path=sources.get(key))
     labels = {"wsod_map": "WSOD AP", "frcnn_map": "Fast R-CNN AP", "wsod_corloc": "WSOD CorLoc"}
     references = {"wsod_map": paper and paper.wsod_ap, "frcnn_map": paper and paper.frcnn_ap,
@@ -77,6 +78,15 @@ def metrics_table(title: str, wsod_map: Mapping[str, Any], wsod_corloc: Mapping[
         if reference:
             columns.append(_paper_column(reference, classes, sources.get(key)))
     return MetricsTable(title, classes, tuple(columns), _notes(wsod_map, wsod_corloc))
+
+
+def class_order(metrics: Mapping[str, Any]) -> tuple[str, ...]:
+    """The classes of a metrics dict in the dataset's order: its ``classes`` list where that names
+    exactly the ``per_class`` keys (``wsjds evaluate`` records it), else the keys' order."""
+    listed = metrics.get("classes")
+    if isinstance(listed, list) and len(listed) == len(metrics["per_class"]) and set(listed) == set(metrics["per_class"]):
+        return tuple(listed)
+    return tuple(metrics["per_class"])
 
 
 def read_metrics(path: str | Path, metric: str | None = None) -> dict[str, Any]:
@@ -178,7 +188,8 @@ _PAGE = """<!DOCTYPE html>
 body {{ font-family: sans-serif; margin: 1.5em; color: #222; }}
 table {{ border-collapse: collapse; margin: 0.5em 0 1em; }}
 th, td {{ border: 1px solid #ccc; padding: 0.25em 0.6em; text-align: right; }}
-tbody th {{ text-align: left; font-weight: normal; }}
+tbody th, thead th:first-child {{ text-align: left; }}
+tbody th {{ font-weight: normal; }}
 td.paper, th.paper {{ background: #f1f1f8; color: #445; font-style: italic; }}
 tr.mean th, tr.mean td {{ font-weight: bold; border-top: 2px solid #888; }}
 li {{ margin: 0.2em 0; }}
