@@ -44,11 +44,14 @@ SEED_FOREGROUND = (0.85, 0.1, 0.1)
 SEED_BACKGROUND = (0.1, 0.2, 0.85)
 SEED_UNCERTAIN = (0.1, 0.7, 0.2)
 BACKGROUND_COLOUR = (0.0, 0.0, 0.0)          # background class in the segmentation row
-CLASS_COLOURMAP = "tab20"                    # one colour per class (VOC has 20)
+# One colour per class: tab10 while the classes fit (its colours are the most distinct; the
+# synthetic set has 6), tab20 up to 20 (VOC), cycled beyond.
+CLASS_COLOURMAPS: tuple[tuple[str, int], ...] = (("tab10", 10), ("tab20", 20))
 MAP_COLOURMAP = "inferno"
 MAP_GAMMA = 0.5                              # display only: sqrt brightens the low values of gradient maps
 BOX_LINE_WIDTH = 1.5                         # points
 DIFFICULT_LINE_STYLE = "--"                  # difficult ground-truth boxes
+LEGEND_ENTRIES_PER_COLUMN = 2               # class legend entries per image column of the grid
 
 ROW_IMAGE, ROW_MAP, ROW_SEEDS, ROW_SEGMENTATION = ("image + GT", "localization map", "seeds",
                                                    "segmentation (no CRF)")
@@ -220,11 +223,16 @@ def plot_figure4(steps: Sequence[CGLSteps], classes: Sequence[str], out: str | P
                 ax.imshow(seed_image(step.seeds, step.labels))
             else:
                 ax.imshow(segmentation_image(step.segmentation, palette))
-    legend = [Patch(color=palette[c], label=name) for c, name in enumerate(classes)]
-    legend += [Patch(color=SEED_FOREGROUND, label="seed: foreground"), Patch(color=SEED_BACKGROUND,
-               label="seed: background"), Patch(color=SEED_UNCERTAIN, label="seed: uncertain")] if seeds else []
-    figure.legend(handles=legend, loc="outside lower center", ncol=min(len(legend), len(steps) * 2), fontsize="x-small",
+    # Two legends, so class colours (boxes, segmentation) and seed colours never read as one key.
+    classes_key = [Patch(color=palette[c], label=name) for c, name in enumerate(classes)]
+    figure.legend(handles=classes_key, title="classes", loc="outside lower center", fontsize="x-small",
+                  title_fontsize="x-small", ncol=min(len(classes_key), len(steps) * LEGEND_ENTRIES_PER_COLUMN),
                   frameon=False)
+    if seeds:
+        seeds_key = [Patch(color=SEED_FOREGROUND, label="foreground"), Patch(color=SEED_BACKGROUND, label="background"),
+                     Patch(color=SEED_UNCERTAIN, label="uncertain")]
+        figure.legend(handles=seeds_key, title="seeds", loc="outside right upper", fontsize="x-small",
+                      title_fontsize="x-small", frameon=False)
     if title:
         figure.suptitle(title, fontsize="small")
     with atomic_path(out) as tmp:
@@ -252,8 +260,10 @@ def segmentation_image(segmentation: np.ndarray, palette: Sequence[tuple[float, 
 
 
 def class_palette(num_classes: int) -> list[tuple[float, ...]]:
-    """One RGBA colour per class from :data:`CLASS_COLOURMAP` (cycled past its size)."""
+    """One RGBA colour per class from the first of :data:`CLASS_COLOURMAPS` with room for all
+    (the last one, cycled, beyond)."""
     plt = pyplot()
-    cmap = plt.get_cmap(CLASS_COLOURMAP)
+    name = next((n for n, size in CLASS_COLOURMAPS if num_classes <= size), CLASS_COLOURMAPS[-1][0])
+    cmap = plt.get_cmap(name)
     return [tuple(cmap(c % cmap.N)) for c in range(num_classes)]
 

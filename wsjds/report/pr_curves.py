@@ -36,7 +36,8 @@ def plot_pr_curves(gt: GroundTruth, dets: FlatDetections, out: str | Path, style
     """Write the PNG grid and return each class's AP (NaN where the class has no positives).
 
     Each panel: precision against recall of the ranked detections (solid) and its monotone envelope
-    (dashed, what the AP integrates). A class without detections shows an empty panel.
+    (dashed, what the AP integrates); its title gives the AP and the counts of non-difficult
+    ground-truth boxes and of detections. A class without detections shows an empty panel.
     """
     if style.columns < 1:
         raise ValueError(f"columns must be >= 1, got {style.columns}")
@@ -54,7 +55,7 @@ def plot_pr_curves(gt: GroundTruth, dets: FlatDetections, out: str | Path, style
             ax.plot(curve.recall, curve.precision, drawstyle="steps-post", label="ranked")
             ax.plot(curve.recall, precision_envelope(curve.precision), linestyle="--", label="envelope")
         ap_text = f"AP {100 * ap:.1f}" if defined else "AP undefined"
-        ax.set_title(f"{name}: {ap_text} (n={curve.num_positives})", fontsize="small")
+        ax.set_title(f"{name}: {ap_text} (gt {curve.num_positives}, det {curve.recall.size})", fontsize="small")
         ax.set_xlim(-AXIS_MARGIN, 1 + AXIS_MARGIN)
         ax.set_ylim(-AXIS_MARGIN, 1 + AXIS_MARGIN)
         ax.set_xlabel("recall", fontsize="small")
@@ -63,6 +64,9 @@ def plot_pr_curves(gt: GroundTruth, dets: FlatDetections, out: str | Path, style
         ax.grid(True, alpha=0.3)
     for ax in list(axes.flat)[len(curves):]:
         ax.axis("off")
+    with_curves = [ax for ax in axes.flat if ax.lines]
+    if with_curves:
+        with_curves[0].legend(fontsize="x-small", loc="upper right")
     metric = "11-point AP" if use_07_metric else "AP (area)"
     figure.suptitle(f"{title}  [{metric}, IoU > {iou_threshold:g}]".strip())
     figure.tight_layout()
