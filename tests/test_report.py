@@ -255,7 +255,7 @@ def test_figure4_seeds_follow_training_s_gate(tiny_split, tmp_path):
     root, source = tiny_split
     gated = Figure4Settings(**{**SETTINGS.__dict__, "tau": 1.01})
     steps = figure4(_tiny_model(True), source, root / "test.h5", source.ids[:1], SYNTH_CLASSES, gated,
-                    Figure4Style(1.0, 30), tmp_path / "gated.png")
+                    Figure4Style(2.4, 30), tmp_path / "gated.png")
     present = source.image_labels(source.ids[0]) > 0.5
     assert (steps[0].seeds[present] == 0.5).all() and steps[0].maps[present].max() == pytest.approx(1.0)
 
