@@ -2,6 +2,7 @@
 #
 #   snakemake --cores 2                                   synthetic default target
 #   snakemake --cores 8 results/voc07_frcnn_map.json      the VOC2007 headline (needs VOCdevkit)
+#   snakemake --report report.html                        the results page of what was built
 #
 # Rules are thin: each calls the `wsjds` CLI; the logic lives in the wsjds package.
 
@@ -18,6 +19,10 @@ os.environ.setdefault("WSJDS_SOURCE", workflow.basedir)
 
 
 configfile: "config.yaml"
+
+
+# `snakemake --report report.html`: this page's text; items are flagged with report() in the rules.
+report: "report/workflow.rst"
 
 
 validate(config, "schemas/config.schema.yaml")
@@ -41,6 +46,7 @@ include: "rules/proposals.smk"
 include: "rules/cgl.smk"
 include: "rules/detect.smk"
 include: "rules/masks.smk"
+include: "rules/report.smk"
 
 
 rule all:

@@ -86,7 +86,13 @@ rule training_curves:
     input:
         all_round_scalars,
     output:
-        "results/{ds}/{run}/training/curves.png",
+        report(
+            "results/{ds}/{run}/training/curves.png",
+            caption="../report/training_curves.rst",
+            category="Training curves",
+            subcategory="{ds}",
+            labels={"run": "{run}"},
+        ),
     log:
         "logs/{ds}/{run}/training_curves.log",
     conda:

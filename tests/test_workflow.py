@@ -87,6 +87,8 @@ def test_dry_run_builds_the_dag_of_every_stage(tmp_path):
     assert jobs["proposals_merge"] == 2 and jobs["train_settings"] == 2 and jobs["train_round"] == rounds
     assert jobs["training_curves"] == 2 and jobs["pseudo_gt"] == 1 and jobs["headline"] == 1
     assert jobs["voc_metric"] == 3 and jobs["instance_seg_metric"] == 1
+    # the report items of the default method: its table, the PR curves of both runs, its Fig. 4
+    assert jobs["report_metrics_table"] == 1 and jobs["report_pr_curves"] == 2 and jobs["report_figure4"] == 1
 
 
 @pytest.mark.parametrize("target, split", [("results/voc07/dataset_summary/trainval.json", "trainval"),
@@ -137,6 +139,18 @@ def test_synthetic_default_target_runs(tmp_path):
     assert all(0 <= value <= 1 for value in instance_seg["AP_r"].values()) and 0 <= instance_seg["AP_b"] <= 1
     again = snakemake(tmp_path, "-n", configs=(TINY_SYNTH,))
     assert "Nothing to be done" in again.stdout + again.stderr
+    # `snakemake --report` then gathers every report() item of the default target into one page
+    page = snakemake(tmp_path, "--report", "report.html", configs=(TINY_SYNTH,))
+    assert page.returncode == 0, page.stderr[-3000:]
+    html = (tmp_path / "report.html").read_text()
+    categories = json.loads(re.search(r"var categories = (\{.*?\});\n", html).group(1))
+    run = "results/synth/wsjds"
+    assert {name: {sub: sorted(paths) for sub, paths in subs.items()} for name, subs in categories.items()} == {
+        "Metrics": {"synth": [f"{run}/report/metrics.html"]},
+        "PR curves": {"synth": sorted([f"{run}/report/pr_curves_test.png", f"{run}/frcnn/report/pr_curves_test.png"])},
+        "Training curves": {"synth": sorted([f"{run}/training/curves.png", f"{run}/frcnn/training/curves.png"])},
+        "Fig. 4: CGL steps": {"synth": [f"{run}/report/figure4_test.png"]},
+    }
 
 
 def test_cli_flags_turn_config_into_command_line():

@@ -25,6 +25,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "wsjds.commands.detect",
     "wsjds.commands.masks",
     "wsjds.commands.headline",
+    "wsjds.commands.report",
 )
 
 

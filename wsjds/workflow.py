@@ -78,6 +78,10 @@ def default_targets(config: Mapping) -> list[str]:
                     f"results/{ds}_frcnn_map.json"]
     if cfg["kind"] in ("synthetic", "coco"):   # datasets with instance masks
         targets.append(f"results/{ds}/{DEFAULT_METHOD}/metrics/instance_seg.json")
+    if cfg["kind"] in ("synthetic", "voc"):   # the report's items read the VOC-layout metrics
+        from wsjds.report.rules import report_targets
+
+        targets += report_targets(config, ds, DEFAULT_METHOD)
     return targets
 
 

@@ -9,7 +9,8 @@ from wsjds.evaluation.detections_io import FlatDetections, read_detections
 from wsjds.evaluation.ground_truth import GroundTruth, ground_truth_from_annotations, load_voc_ground_truth
 from wsjds.evaluation.result import MetricResult
 from wsjds.evaluation.segmentation import confusion_matrix, evaluate_voc_segmentation, miou_from_confusion
-from wsjds.evaluation.voc import average_precision, evaluate_voc_map, match_detections
+from wsjds.evaluation.voc import (PrecisionRecall, average_precision, evaluate_voc_map, match_detections,
+                                  precision_recall)
 
 __all__ = [
     "CORLOC_DEFINITIONS",
@@ -17,6 +18,7 @@ __all__ = [
     "FlatDetections",
     "GroundTruth",
     "MetricResult",
+    "PrecisionRecall",
     "average_precision",
     "confusion_matrix",
     "evaluate_corloc",
@@ -26,5 +28,6 @@ __all__ = [
     "load_voc_ground_truth",
     "match_detections",
     "miou_from_confusion",
+    "precision_recall",
     "read_detections",
 ]

@@ -15,6 +15,7 @@ no defined AP (the devkit would divide by zero): it is reported as None and left
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -36,33 +37,55 @@ VOC07_RECALL_THRESHOLDS = np.arange(0.0, 1.1, 0.1)
 def evaluate_voc_map(gt: GroundTruth, dets: FlatDetections, use_07_metric: bool,
                      iou_threshold: float = DEVKIT_IOU_THRESHOLD) -> MetricResult:
     """Per-class AP and mAP of ``dets`` against ``gt`` (see module docstring for the rules)."""
-    _check_aligned(gt, dets)
-    tp, fp, order = match_detections(gt, dets, iou_threshold)
-    sorted_labels = dets.labels[order]
-    npos = np.bincount(gt.labels[~gt.difficult], minlength=gt.num_classes)
-    per_class: dict[str, float | None] = {}
-    num_dets: dict[str, int] = {}
-    for c, name in enumerate(gt.classes):
-        lo, hi = np.searchsorted(sorted_labels, [c, c + 1])
-        num_dets[name] = int(hi - lo)
-        if npos[c] == 0:
-            per_class[name] = None
-            continue
-        tp_c = np.cumsum(tp[lo:hi], dtype=np.float64)
-        fp_c = np.cumsum(fp[lo:hi], dtype=np.float64)
-        recall = tp_c / float(npos[c])
-        precision = tp_c / np.maximum(tp_c + fp_c, np.finfo(np.float64).eps)
-        per_class[name] = float(average_precision(recall, precision, use_07_metric))
+    curves = precision_recall(gt, dets, iou_threshold)
+    per_class: dict[str, float | None] = {
+        name: None if curve.num_positives == 0 else float(average_precision(curve.recall, curve.precision,
+                                                                             use_07_metric))
+        for name, curve in curves.items()}
     undefined = [name for name, ap in per_class.items() if ap is None]
     if undefined:
         log.warning("no non-difficult ground truth for %s: AP undefined, left out of the mean", undefined)
     details = {
         "use_07_metric": bool(use_07_metric), "iou_threshold": float(iou_threshold),
         "num_images": len(gt.image_ids), "num_detections": len(dets),
-        "num_positives": {name: int(npos[c]) for c, name in enumerate(gt.classes)},
-        "num_detections_per_class": num_dets, "classes_without_ground_truth": undefined,
+        "num_positives": {name: curve.num_positives for name, curve in curves.items()},
+        "num_detections_per_class": {name: int(curve.recall.size) for name, curve in curves.items()},
+        "classes_without_ground_truth": undefined,
     }
     return MetricResult("map", per_class, mean_of_defined(list(per_class.values())), details)
+
+
+@dataclass(frozen=True)
+class PrecisionRecall:
+    """One class's ranked detections as a curve: ``recall`` and ``precision`` (D,) float64 after each
+    detection in descending score order (the arrays AP is computed from), ``scores`` (D,) the ranked
+    scores, ``num_positives`` the non-difficult ground-truth boxes. With no positives, recall is 0."""
+
+    recall: np.ndarray
+    precision: np.ndarray
+    scores: np.ndarray
+    num_positives: int
+
+
+def precision_recall(gt: GroundTruth, dets: FlatDetections,
+                     iou_threshold: float = DEVKIT_IOU_THRESHOLD) -> dict[str, PrecisionRecall]:
+    """Per-class cumulative precision and recall of ``dets`` against ``gt``, devkit matching
+    (:func:`match_detections`). Detections on difficult boxes count neither way, so they add a
+    point at the previous precision and recall. Keys follow ``gt.classes``."""
+    _check_aligned(gt, dets)
+    tp, fp, order = match_detections(gt, dets, iou_threshold)
+    sorted_labels = dets.labels[order]
+    sorted_scores = dets.scores[order]
+    npos = np.bincount(gt.labels[~gt.difficult], minlength=gt.num_classes)
+    curves: dict[str, PrecisionRecall] = {}
+    for c, name in enumerate(gt.classes):
+        lo, hi = np.searchsorted(sorted_labels, [c, c + 1])
+        tp_c = np.cumsum(tp[lo:hi], dtype=np.float64)
+        fp_c = np.cumsum(fp[lo:hi], dtype=np.float64)
+        recall = tp_c / float(npos[c]) if npos[c] else np.zeros_like(tp_c)
+        precision = tp_c / np.maximum(tp_c + fp_c, np.finfo(np.float64).eps)
+        curves[name] = PrecisionRecall(recall, precision, np.asarray(sorted_scores[lo:hi], np.float64), int(npos[c]))
+    return curves
 
 
 def match_detections(gt: GroundTruth, dets: FlatDetections,

@@ -1,0 +1,92 @@
+# Report items (`snakemake --report report.html`): per method a metrics table beside the paper's
+# numbers (VOC2007), PR curves of every run's test detections, and a figure in the style of the
+# paper's Fig. 4. The training curves (rules/cgl.smk) are flagged for the report there.
+# Numbers of the figures come from config `report`; inputs and flags from wsjds.report.rules.
+
+from wsjds.report import rules as report_rules
+
+
+rule report_metrics_table:
+    input:
+        unpack(lambda wildcards: report_rules.metrics_inputs(config, wildcards.ds, wildcards.method)),
+    output:
+        report(
+            "results/{ds}/{method}/report/metrics.html",
+            caption="../report/metrics_table.rst",
+            category="Metrics",
+            subcategory="{ds}",
+            labels={"dataset": "{ds}", "method": "{method}"},
+        ),
+    params:
+        flags=lambda wildcards: report_rules.metrics_flags(config, wildcards.ds, wildcards.method),
+    log:
+        "logs/{ds}/{method}/report_metrics_table.log",
+    wildcard_constraints:
+        ds="|".join(VOC_LAYOUT_DATASETS),
+    conda:
+        "../envs/wsjds.yaml"
+    shell:
+        "wsjds report metrics-table --title '{wildcards.ds} / {wildcards.method}' {params.flags}"
+        " --out {output} > {log} 2>&1"
+
+
+rule report_pr_curves:
+    input:
+        dataset=dataset_input,
+        detections="results/{ds}/{run}/detections/{split}.h5",
+    output:
+        report(
+            "results/{ds}/{run}/report/pr_curves_{split}.png",
+            caption="../report/pr_curves.rst",
+            category="PR curves",
+            subcategory="{ds}",
+            labels={"run": "{run}", "split": "{split}"},
+        ),
+    params:
+        root=dataset_root,
+        kind=dataset_kind,
+        flags=lambda wildcards: report_rules.pr_curve_flags(config, wildcards.ds),
+    log:
+        "logs/{ds}/{run}/report_pr_curves_{split}.log",
+    wildcard_constraints:
+        ds="|".join(VOC_LAYOUT_DATASETS),
+    conda:
+        "../envs/wsjds.yaml"
+    shell:
+        "wsjds report pr-curves --root {params.root} --kind {params.kind} --split {wildcards.split}"
+        " --detections {input.detections} {params.flags} --title '{wildcards.ds} / {wildcards.run} / {wildcards.split}'"
+        " --out {output} > {log} 2>&1"
+
+
+rule report_figure4:
+    input:
+        dataset=dataset_input,
+        settings="results/{ds}/{method}/settings.json",
+        checkpoint=lambda wildcards: wf.final_checkpoint(config, wildcards.ds, wildcards.method),
+        proposals="results/{ds}/proposals/{split}.h5",
+    output:
+        report(
+            "results/{ds}/{method}/report/figure4_{split}.png",
+            caption="../report/figure4.rst",
+            category="Fig. 4: CGL steps",
+            subcategory="{ds}",
+            labels={"method": "{method}", "split": "{split}"},
+        ),
+    params:
+        flags=lambda wildcards: report_rules.figure4_flags(config, wildcards.ds),
+    log:
+        "logs/{ds}/{method}/report_figure4_{split}.log",
+    benchmark:
+        "results/{ds}/benchmarks/{method}/report_figure4_{split}.tsv"
+    wildcard_constraints:
+        ds="|".join(VOC_LAYOUT_DATASETS),
+    threads: rule_resources("masks")["threads"]
+    resources:
+        mem_mb=rule_resources("masks")["mem_mb"],
+        runtime=rule_resources("masks")["runtime"],
+    conda:
+        "../envs/wsjds.yaml"
+    shell:
+        "wsjds report figure4 --settings {input.settings} --checkpoint {input.checkpoint}"
+        " --proposals {input.proposals} --split {wildcards.split} {params.flags} --threads {threads}"
+        " --title '{wildcards.ds} / {wildcards.method} / {wildcards.split}' --out {output} > {log} 2>&1"

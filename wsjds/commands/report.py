@@ -1,0 +1,148 @@
+"""``wsjds report``: the pages and figures of `snakemake --report` (rules/report.smk).
+
+    wsjds report metrics-table --title T --wsod-map M.json --wsod-corloc C.json [--frcnn-map F.json] \\
+        [--instance-seg I.json] [--paper-method wsjds] --out metrics.html
+    wsjds report pr-curves --root R --kind synthetic --split test --detections D.h5 --use07 \\
+        --columns 5 --panel-inches 2.6 --dpi 100 --out pr.png
+    wsjds report figure4 --settings S.json --checkpoint R.pt --proposals P.h5 --split test --images 4 \\
+        --scale 208 --max-side 320 --map-min-score 0 --panel-inches 2.4 --dpi 100 --out fig4.png
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+from pathlib import Path
+
+from wsjds.commands.evaluate import VOC_KINDS
+from wsjds.data.errors import DatasetError
+
+log = logging.getLogger(__name__)
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser("report", help="metrics tables, PR curves and the Fig. 4 figure of a run",
+                                   description=__doc__.splitlines()[0])
+    actions = parser.add_subparsers(dest="report_command", required=True, metavar="ITEM")
+
+    table = actions.add_parser("metrics-table", help="per-class AP / CorLoc of a run, beside the paper's (HTML)")
+    table.add_argument("--title", required=True)
+    table.add_argument("--wsod-map", required=True, help="metrics JSON of the WSOD detector's test mAP")
+    table.add_argument("--wsod-corloc", required=True, help="metrics JSON of the WSOD detector's CorLoc")
+    table.add_argument("--frcnn-map", help="metrics JSON of the retrained Fast R-CNN's test mAP")
+    table.add_argument("--instance-seg", help="JSON of `wsjds masks evaluate` (AP^b, AP^r per variant)")
+    table.add_argument("--paper-method", help="put the paper's VOC2007 columns of this method beside ours "
+                                              "(wsddn, parallel, det2seg, seg2det, wsjds); omit for other datasets")
+    table.add_argument("--out", required=True, help="HTML file to write (atomically)")
+    table.set_defaults(func=run_metrics_table)
+
+    pr = actions.add_parser("pr-curves", help="precision-recall curve per class of saved detections (PNG)")
+    pr.add_argument("--root", required=True, help="the VOC20XX directory (or the synthetic dataset's root)")
+    pr.add_argument("--kind", default="voc", choices=VOC_KINDS, help="class list of the dataset (default voc)")
+    pr.add_argument("--split", required=True)
+    pr.add_argument("--detections", required=True, help="detections .h5, JSON list or comp4 directory")
+    pr.add_argument("--use07", action=argparse.BooleanOptionalAction, required=True,
+                    help="11-point AP (VOC2007) in the panel titles, else the area under the curve")
+    pr.add_argument("--iou-threshold", type=float, required=True, help="a match needs IoU > this")
+    pr.add_argument("--columns", type=int, required=True, help="panels per row")
+    pr.add_argument("--panel-inches", type=float, required=True, help="side of one panel")
+    pr.add_argument("--dpi", type=int, required=True)
+    pr.add_argument("--title", default="")
+    pr.add_argument("--out", required=True, help="PNG file to write (atomically)")
+    pr.set_defaults(func=run_pr_curves)
+
+    fig = actions.add_parser("figure4", help="image, localization map, seeds, segmentation for a few images (PNG)")
+    fig.add_argument("--settings", required=True, help="the CGL run's settings.json")
+    fig.add_argument("--checkpoint", required=True, help="its trained round checkpoint")
+    fig.add_argument("--proposals", required=True, help="proposals of the split")
+    fig.add_argument("--split", required=True)
+    fig.add_argument("--images", type=int, required=True, help="the first N images of the split, one column each")
+    fig.add_argument("--scale", type=int, required=True, help="test scale (shorter side)")
+    fig.add_argument("--max-side", type=int, required=True, help="cap on the longer side")
+    fig.add_argument("--map-min-score", type=float, required=True,
+                     help="show a labelled class's map when its image score reaches this (0: always)")
+    fig.add_argument("--panel-inches", type=float, required=True, help="side of one cell")
+    fig.add_argument("--dpi", type=int, required=True)
+    fig.add_argument("--device", default="auto")
+    fig.add_argument("--threads", type=int, default=0)
+    fig.add_argument("--title", default="")
+    fig.add_argument("--out", required=True, help="PNG file to write (atomically)")
+    fig.set_defaults(func=run_figure4)
+
+
+def run_metrics_table(args: argparse.Namespace) -> int:
+    from wsjds.report.paper import TABLE1_WSOD_AP, paper_reference
+    from wsjds.report.tables import metrics_table, read_metrics, write_metrics_html
+
+    if args.paper_method is not None and args.paper_method not in TABLE1_WSOD_AP:
+        raise SystemExit(f"wsjds report metrics-table: --paper-method must be one of {sorted(TABLE1_WSOD_AP)}, "
+                         f"got {args.paper_method!r}")
+    sources = {"wsod_map": args.wsod_map, "wsod_corloc": args.wsod_corloc}
+    frcnn = None
+    if args.frcnn_map:
+        sources["frcnn_map"] = args.frcnn_map
+        frcnn = read_metrics(args.frcnn_map, "map")
+    table = metrics_table(args.title, read_metrics(args.wsod_map, "map"), read_metrics(args.wsod_corloc, "corloc"),
+                          frcnn, paper_reference(args.paper_method) if args.paper_method else None, sources)
+    instance_seg = _read_instance_seg(args.instance_seg) if args.instance_seg else None
+    write_metrics_html(table, args.out, instance_seg)
+    log.info("metrics table of %d classes, %d columns -> %s", len(table.classes), len(table.columns), args.out)
+    return 0
+
+
+def run_pr_curves(args: argparse.Namespace) -> int:
+    from wsjds.data.classes import classes_for
+    from wsjds.evaluation.detections_io import read_detections
+    from wsjds.evaluation.ground_truth import load_voc_ground_truth
+    from wsjds.report.pr_curves import PRFigureStyle, plot_pr_curves
+
+    classes = classes_for(args.kind)
+    gt = load_voc_ground_truth(args.root, args.split, classes)
+    dets = read_detections(args.detections, gt.image_ids, classes, split=args.split)
+    aps = plot_pr_curves(gt, dets, args.out, PRFigureStyle(args.columns, args.panel_inches, args.dpi), args.use07,
+                         args.iou_threshold, args.title)
+    log.info("PR curves of %d classes (%d detections) -> %s; AP %s", len(aps), len(dets), args.out,
+             {name: round(ap, 4) for name, ap in aps.items()})
+    return 0
+
+
+def run_figure4(args: argparse.Namespace) -> int:
+    import torch
+
+    from wsjds.report.figure4 import Figure4Settings, Figure4Style, figure4
+    from wsjds.runs import settings_and_split, trained_wsjds
+    from wsjds.train import load_checkpoint, resolve_device
+
+    if args.images < 1:
+        raise SystemExit(f"wsjds report figure4: --images must be >= 1, got {args.images}")
+    settings, source = settings_and_split(args.settings, args.split)
+    if "frcnn" in settings or "cgl" not in settings:
+        raise DatasetError("figure4 needs a CGL run's settings (Fast R-CNN runs have no localization maps)",
+                           path=args.settings)
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    device = resolve_device(args.device)
+    model = trained_wsjds(settings, load_checkpoint(args.checkpoint)).to(device)
+    ids = source.ids[: args.images]
+    if len(ids) < args.images:
+        log.warning("split %s has %d images; showing all of them (asked for %d)", args.split, len(ids), args.images)
+    figure4(model, source, args.proposals, ids, settings["classes"],
+            Figure4Settings.from_run(settings, args.scale, args.max_side, args.map_min_score),
+            Figure4Style(args.panel_inches, args.dpi), args.out, seeds=bool(settings["method"]["det_to_seg"]),
+            device=device, title=args.title)
+    log.info("Fig. 4 of %d images of %s -> %s", len(ids), args.split, args.out)
+    return 0
+
+
+def _read_instance_seg(path: str) -> dict:
+    file = Path(path)
+    if not file.is_file():
+        raise DatasetError("instance-segmentation metrics file does not exist", path=file)
+    try:
+        data = json.loads(file.read_text())
+    except json.JSONDecodeError as exc:
+        raise DatasetError(f"not valid JSON ({exc})", path=file) from None
+    if not isinstance(data, dict) or "AP_r" not in data or "AP_b" not in data:
+        raise DatasetError("not a `wsjds masks evaluate` file: no AP_b / AP_r", path=file)
+    return data

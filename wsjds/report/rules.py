@@ -1,0 +1,76 @@
+"""Workflow helpers of rules/report.smk: which files a report item reads and the CLI flags the
+config gives it. Here rather than in the rule file so they are importable and tested."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+from wsjds import workflow as wf
+
+# Datasets whose splits have COCO instance masks (rules/masks.smk scores AP^r on them).
+INSTANCE_MASK_KINDS: tuple[str, ...] = ("synthetic", "coco")
+
+
+def report_targets(config: Mapping, ds: str, method: str = wf.DEFAULT_METHOD) -> list[str]:
+    """The `snakemake --report` items of one method: its metrics table, the PR curves of its WSOD and
+    Fast R-CNN test detections, and its Fig. 4-style figure (the training curves are targets already)."""
+    test = config["datasets"][ds]["test_split"]
+    run = f"results/{ds}/{method}"
+    return [f"{run}/report/metrics.html", f"{run}/report/pr_curves_{test}.png",
+            f"{run}/frcnn/report/pr_curves_{test}.png", f"{run}/report/figure4_{test}.png"]
+
+
+def paper_method(config: Mapping, ds: str, method: str) -> str | None:
+    """The method whose paper columns go beside a run's metrics table: ``method`` on VOC2007 (the
+    year of every per-class table in the paper), None on any other dataset."""
+    from wsjds.report.paper import PAPER_YEAR, TABLE1_WSOD_AP
+
+    cfg = config["datasets"][ds]
+    if cfg["kind"] == "voc" and cfg.get("year") == PAPER_YEAR and method in TABLE1_WSOD_AP:
+        return method
+    return None
+
+
+def metrics_inputs(config: Mapping, ds: str, method: str) -> dict[str, str]:
+    """The metrics a method's table reads: WSOD test mAP and CorLoc, Fast R-CNN test mAP, and the
+    instance-segmentation AP where the dataset has instance masks."""
+    cfg = config["datasets"][ds]
+    base = f"results/{ds}/{method}"
+    inputs = {
+        "wsod_map": f"{base}/metrics/{cfg['test_split']}_map.json",
+        "wsod_corloc": f"{base}/metrics/{config['evaluation']['corloc_split']}_corloc.json",
+        "frcnn_map": f"{base}/frcnn/metrics/{cfg['test_split']}_map.json",
+    }
+    if cfg["kind"] in INSTANCE_MASK_KINDS:
+        inputs["instance_seg"] = f"{base}/metrics/instance_seg.json"
+    return inputs
+
+
+def metrics_flags(config: Mapping, ds: str, method: str) -> str:
+    """``wsjds report metrics-table`` flags for :func:`metrics_inputs` (and the paper's method on VOC2007)."""
+    inputs = metrics_inputs(config, ds, method)
+    options: dict[str, str] = {key: path for key, path in inputs.items()}
+    paper = paper_method(config, ds, method)
+    if paper is not None:
+        options["paper_method"] = paper
+    return wf.cli_flags(options)
+
+
+def pr_curve_flags(config: Mapping, ds: str) -> str:
+    """``wsjds report pr-curves`` flags: the dataset's AP kind, the match threshold, the layout."""
+    style = config["report"]["pr_curves"]
+    return wf.cli_flags({"use07": wf.use_07_metric(config, ds), "iou_threshold": config["evaluation"]["iou_threshold"],
+                         "columns": style["columns"], "panel_inches": style["panel_inches"],
+                         "dpi": config["report"]["dpi"]})
+
+
+def figure4_flags(config: Mapping, ds: str) -> str:
+    """``wsjds report figure4`` flags: config ``report.figure4`` and the masks stage's single test
+    scale of the dataset (the scale the segmentation branch is read at)."""
+    from wsjds.masks import MaskConfig
+
+    style = config["report"]["figure4"]
+    masks = MaskConfig.from_config(config["masks"], ds).params
+    return wf.cli_flags({"images": style["images"], "scale": masks.scale, "max_side": masks.max_side,
+                         "map_min_score": style["map_min_score"], "panel_inches": style["panel_inches"],
+                         "dpi": config["report"]["dpi"]})
