@@ -52,6 +52,7 @@ def setup(tmp_path_factory, repo_root):
     settings = frcnn_settings(config, "synth", "wsjds")
     settings["dataset"]["root"] = str(data)
     settings["model"].update(widths=[4, 4, 8, 8, 8], fc_dim=16)
+    settings["weights"] = dict(config["weights"]["scratch"])
     settings["frcnn"].update(init="imagenet")           # with the 'scratch' weights entry: random init, no file
     settings["training"].update(epochs=2, effective_batch=2, rounds=1, augmentation=IDENTITY | {"scales": [64]})
     return data, proposals, pseudo, pseudo_boxes, settings

@@ -47,7 +47,8 @@ def tiny(tmp_path_factory, repo_root):
     config = yaml.safe_load((repo_root / "config.yaml").read_text())
     settings = train_settings(config, "synth", "wsjds")
     settings["dataset"]["root"] = str(data)
-    settings["model"].update(widths=[4, 4, 8, 8, 8], fc_dim=16, aspp_hidden=8)
+    settings["model"].update(widths=[4, 4, 8, 8, 8], fc_dim=16, aspp_hidden=8, freeze_backbone=False)
+    settings["weights"] = dict(config["weights"]["scratch"])   # a random trunk the tiny run trains
     settings["training"].update(epochs=2, effective_batch=2, rounds=2, checkpoint_every_updates=1,
                                 augmentation={**settings["training"]["augmentation"], "scales": [64, 72]})
     settings["cgl"]["tau"] = 0.0        # open the score gate so the short run exercises guidance
