@@ -49,7 +49,7 @@ def test_every_variant_trains_one_step(config, sample, method_name):
     rgb, rois, labels = sample
     method = Method.from_config(config["methods"][method_name])
     model_cfg = config["models"]["vgg16_small"]
-    model = build_model(model_cfg, weights_spec(config["weights"][model_cfg["weights"]]), 6, method.segmentation)
+    model = build_model(model_cfg, weights_spec(config["weights"]["scratch"]), 6, method.segmentation)  # random trunk
     model.train()
     # tau = 0 opens the score gate, so an untrained network exercises every guidance path
     cfg = dataclasses.replace(CGLConfig.from_config(config["cgl"]), tau=0.0)
@@ -72,7 +72,7 @@ def test_after_the_guidance_horizon_the_detector_trains_as_wsddn(config, sample)
     rgb, rois, labels = sample
     method = Method.from_config(config["methods"]["wsjds"])
     model_cfg = config["models"]["vgg16_small"]
-    model = build_model(model_cfg, weights_spec(config["weights"][model_cfg["weights"]]), 6, True).eval()
+    model = build_model(model_cfg, weights_spec(config["weights"]["scratch"]), 6, True).eval()
     cfg = dataclasses.replace(CGLConfig.from_config(config["cgl"]), tau=0.0)
     late = cgl_objective(model, model.pixels.normalise(rgb)[None], rois, None, labels, method, cfg, guidance_active=False)
     assert "seed" not in late.terms and "center" not in late.terms     # §3.4 degenerate seeds fixed by default

@@ -99,6 +99,12 @@ def test_pretrained_file_loads_into_the_detector_trunk(tmp_path):
     assert not any(p.requires_grad for p in trunk.features.parameters())
 
 
+def test_a_missing_pretrained_file_says_which_rule_makes_it(tmp_path):
+    entry = dict(_config()["weights"]["synth_crops"], path=str(tmp_path / "synth_crops.pth"))
+    with pytest.raises(FileNotFoundError, match=r"snakemake --cores 2 .*synth_crops.pth \(rule pretrain_trunk"):
+        build_backbone(SMALL, 16, weights_spec(entry), freeze=True)
+
+
 def test_held_out_must_leave_crops_to_train_on(tmp_path):
     with pytest.raises(ValueError, match="held_out must be in 1..crops-1"):
         pretrain_trunk(_tiny_settings(held_out=90), tmp_path / "w.pth", tmp_path / "r.json", progress=False)

@@ -65,10 +65,12 @@ class PixelConvention:
 
 @dataclass(frozen=True)
 class WeightsSpec:
-    """A weights entry of config.yaml: a local file (or None for random init) and its pixel convention."""
+    """A weights entry of config.yaml: a local file (or None for random init) and its pixel convention.
+    ``how_to_get`` is what a missing file's error tells the user to do."""
 
     path: str | None
     pixels: PixelConvention
+    how_to_get: str = HOW_TO_GET_WEIGHTS
 
 
 class VGGC5D(nn.Module):
@@ -148,7 +150,7 @@ def build_backbone(widths: tuple[int, ...], fc_dim: int, weights: WeightsSpec, f
             raise ValueError("ImageNet VGG16 weights have no GroupNorm layers: set group_norm to 0 to load them")
         path = Path(weights.path)
         if not path.is_file():
-            raise FileNotFoundError(f"backbone weights file not found: {path}\n{HOW_TO_GET_WEIGHTS}")
+            raise FileNotFoundError(f"backbone weights file not found: {path}\n{weights.how_to_get}")
         state = torch.load(path, map_location="cpu", weights_only=True)
         backbone.load_vgg16_state_dict(state, path)
     if freeze:

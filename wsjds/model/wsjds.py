@@ -51,6 +51,10 @@ class WSJDSModel(nn.Module):
 def weights_spec(entry: Mapping) -> WeightsSpec:
     """config.yaml ``weights.<name>`` -> :class:`WeightsSpec`."""
     pixels = PixelConvention(entry["channel_order"], float(entry["scale"]), tuple(entry["mean"]), tuple(entry["std"]))
+    if entry.get("pretraining") is not None:
+        return WeightsSpec(path=entry.get("path"), pixels=pixels,
+                           how_to_get=f"The workflow makes this file: snakemake --cores 2 {entry.get('path')} "
+                                      f"(rule pretrain_trunk, recipe pretraining.{entry['pretraining']}).")
     return WeightsSpec(path=entry.get("path"), pixels=pixels)
 
 
