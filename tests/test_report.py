@@ -18,7 +18,7 @@ from wsjds.cli import main as cli
 from wsjds.data.classes import SYNTH_CLASSES, VOC_CLASSES
 from wsjds.data.synthetic import SynthConfig, generate_dataset
 from wsjds.data.voc import VOCDataset
-from wsjds.evaluation import (FlatDetections, GroundTruth, evaluate_voc_map, load_voc_ground_truth,
+from wsjds.evaluation import (FlatDetections, GroundTruth, evaluate_voc_map,
                               precision_recall)
 from wsjds.model.wsjds import build_model, weights_spec
 from wsjds.proposals.store import ProposalWriter

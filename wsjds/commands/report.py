@@ -11,7 +11,6 @@
 from __future__ import annotations
 
 import argparse
-import json
 import logging
 from pathlib import Path
 
@@ -136,13 +135,10 @@ def run_figure4(args: argparse.Namespace) -> int:
 
 
 def _read_instance_seg(path: str) -> dict:
+    from wsjds.report.tables import read_json_file
+
     file = Path(path)
-    if not file.is_file():
-        raise DatasetError("instance-segmentation metrics file does not exist", path=file)
-    try:
-        data = json.loads(file.read_text())
-    except json.JSONDecodeError as exc:
-        raise DatasetError(f"not valid JSON ({exc})", path=file) from None
+    data = read_json_file(file, "instance-segmentation metrics file")
     if not isinstance(data, dict) or "AP_r" not in data or "AP_b" not in data:
         raise DatasetError("not a `wsjds masks evaluate` file: no AP_b / AP_r", path=file)
     return data

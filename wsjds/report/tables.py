@@ -93,12 +93,7 @@ def read_metrics(path: str | Path, metric: str | None = None) -> dict[str, Any]:
     """A metrics JSON (``wsjds evaluate voc``), checked to hold ``metric`` / ``per_class`` / ``mean``
     and, when ``metric`` is given, to be that metric. Bad input raises DatasetError naming the file."""
     path = Path(path)
-    if not path.is_file():
-        raise DatasetError("metrics file does not exist", path=path)
-    try:
-        data = json.loads(path.read_text())
-    except json.JSONDecodeError as exc:
-        raise DatasetError(f"not valid JSON ({exc})", path=path) from None
+    data = read_json_file(path, "metrics file")
     missing = [key for key in METRIC_KEYS if not isinstance(data, dict) or key not in data]
     if missing:
         raise DatasetError(f"not a metrics file: no {missing}", path=path)
@@ -198,3 +193,14 @@ li {{ margin: 0.2em 0; }}
 {body}
 </body></html>
 """
+
+
+def read_json_file(path: str | Path, what: str) -> Any:
+    """The parsed JSON of ``path``; a missing or unparsable file raises DatasetError naming it."""
+    path = Path(path)
+    if not path.is_file():
+        raise DatasetError(f"{what} does not exist", path=path)
+    try:
+        return json.loads(path.read_text())
+    except json.JSONDecodeError as exc:
+        raise DatasetError(f"not valid JSON ({exc})", path=path) from None
