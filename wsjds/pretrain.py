@@ -29,14 +29,15 @@ from torch import nn
 from tqdm import tqdm
 
 from wsjds.data.classes import SYNTH_CLASSES
-from wsjds.data.synthetic import DISTRACTOR_KINDS, SynthConfig, generate_crop
+from wsjds.data.synthetic import DISTRACTOR_KINDS, SPLITS, SynthConfig, generate_crop
 from wsjds.io import atomic_path
-from wsjds.model.backbone import VGGC5D, PixelConvention
+from wsjds.model.backbone import VGGC5D
+from wsjds.model.wsjds import weights_spec
 
 log = logging.getLogger(__name__)
 
 PRETRAIN_CLASSES: tuple[str, ...] = SYNTH_CLASSES + DISTRACTOR_KINDS
-CROP_STREAM = 2          # generator stream of the crops; the dataset splits use streams 0 and 1
+CROP_STREAM = len(SPLITS)   # generator stream of the crops; dataset split k uses stream k
 
 
 @dataclass(frozen=True)
@@ -76,8 +77,8 @@ def pretrain_trunk(settings: Mapping[str, Any], out: str | Path, report: str | P
     cfg = PretrainConfig.from_config(settings["pretraining"])
     if not 0 < cfg.held_out < cfg.crops:
         raise ValueError(f"pretraining: held_out must be in 1..crops-1, got {cfg.held_out} of {cfg.crops}")
-    model_cfg, w = settings["model"], settings["weights"]
-    pixels = PixelConvention(w["channel_order"], float(w["scale"]), tuple(w["mean"]), tuple(w["std"]))
+    model_cfg = settings["model"]
+    pixels = weights_spec(settings["weights"]).pixels
     torch.manual_seed(cfg.seed)
     images, labels = make_crops(cfg)
     inputs = pixels.normalise(torch.from_numpy(images).permute(0, 3, 1, 2)).contiguous()
