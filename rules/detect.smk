@@ -87,6 +87,28 @@ rule voc_metric:
         " --iou-threshold {params.iou} --corloc-definition {params.corloc} --out {output} > {log} 2>&1"
 
 
+rule failure_modes:
+    input:
+        dataset=dataset_input,
+        detections="results/{ds}/{run}/detections/{split}.h5",
+    output:
+        "results/{ds}/{run}/metrics/{split}_failures.json",
+    params:
+        root=dataset_root,
+        kind=dataset_kind,
+        iou=config["evaluation"]["iou_threshold"],
+        flags=wf.cli_flags(config["evaluation"]["failure_modes"]),
+    log:
+        "logs/{ds}/{run}/failures_{split}.log",
+    wildcard_constraints:
+        ds="|".join(VOC_LAYOUT_DATASETS),
+    conda:
+        "../envs/wsjds.yaml"
+    shell:
+        "wsjds evaluate failures --root {params.root} --kind {params.kind} --split {wildcards.split}"
+        " --detections {input.detections} --iou-threshold {params.iou} {params.flags} --out {output} > {log} 2>&1"
+
+
 rule pseudo_gt:
     input:
         dataset=dataset_input,

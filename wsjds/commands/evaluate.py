@@ -2,6 +2,7 @@
 
     wsjds evaluate voc --root VOC2007 --split test --detections D.h5 --metric map [--use07|--no-use07] --out M.json
     wsjds evaluate voc --root VOC2007 --split trainval --detections D.h5 --metric corloc --out C.json
+    wsjds evaluate failures --root VOC2007 --split trainval --detections D.h5 --out F.json
     wsjds evaluate coco --annotations instances_val2017.json --detections D.json --iou-type segm --out M.json
     wsjds evaluate segmentation --root VOC2012 --split val --predictions PNG_DIR --out M.json
 """
@@ -20,6 +21,7 @@ from wsjds.data.errors import DatasetError
 from wsjds.evaluation.coco import IOU_TYPES, evaluate_coco, read_coco_detections
 from wsjds.evaluation.corloc import CORLOC_DEFINITIONS, CORLOC_IOU_THRESHOLD, DEFAULT_CORLOC_DEFINITION, evaluate_corloc
 from wsjds.evaluation.detections_io import read_detections
+from wsjds.evaluation.failure_modes import evaluate_failure_modes
 from wsjds.evaluation.ground_truth import load_voc_ground_truth
 from wsjds.evaluation.result import MetricResult
 from wsjds.evaluation.segmentation import evaluate_voc_segmentation
@@ -60,6 +62,22 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     voc.add_argument("--cache-dir", help="keep parsed annotations here, keyed by the XML files' content")
     voc.add_argument("--out", required=True, help="metrics JSON to write (atomically)")
     voc.set_defaults(func=_run_voc)
+
+    failures = actions.add_parser("failures", help="what the top box per (image, class) does: correct, merged "
+                                                   "instances, a part only, other, missed")
+    failures.add_argument("--root", required=True, help="the VOC20XX directory (or the synthetic dataset's root)")
+    failures.add_argument("--split", required=True, help="ImageSets/Main list, usually trainval (as CorLoc)")
+    failures.add_argument("--kind", default="voc", choices=VOC_KINDS, help="class list of the dataset (default voc)")
+    failures.add_argument("--detections", required=True, help="detections, in any form `evaluate voc` reads")
+    failures.add_argument("--iou-threshold", type=float, default=CORLOC_IOU_THRESHOLD,
+                          help=f"correct when IoU > this (default {CORLOC_IOU_THRESHOLD}, as CorLoc)")
+    failures.add_argument("--instance-cover", type=float, required=True,
+                          help="an instance is covered when this fraction of its box lies inside the detection")
+    failures.add_argument("--part-inside", type=float, required=True,
+                          help="a part box has this fraction of its own area inside one instance's box")
+    failures.add_argument("--cache-dir", help="keep parsed annotations here, keyed by the XML files' content")
+    failures.add_argument("--out", required=True, help="JSON to write (atomically)")
+    failures.set_defaults(func=_run_failures)
 
     coco = actions.add_parser("coco", help="COCO AP / AP50 / AP75 / S / M / L through pycocotools")
     coco.add_argument("--annotations", required=True, help="COCO instances JSON of the split")
@@ -105,6 +123,18 @@ def _run_voc(args: argparse.Namespace) -> int:
         result = evaluate_corloc(gt, dets, args.corloc_definition, threshold)
     done = time.perf_counter()
     log.info("read in %.2f s, evaluated in %.2f s", loaded - start, done - loaded)
+    _write(args.out, result, {"root": str(args.root), "split": args.split, "detections": str(args.detections),
+                              "classes": list(classes)})
+    return 0
+
+
+def _run_failures(args: argparse.Namespace) -> int:
+    classes = classes_for(args.kind)
+    gt = load_voc_ground_truth(args.root, args.split, classes, cache_dir=args.cache_dir)
+    dets = read_detections(args.detections, gt.image_ids, classes, split=args.split)
+    result = evaluate_failure_modes(gt, dets, args.iou_threshold, args.instance_cover, args.part_inside)
+    log.info("failure modes on %s, split %s: %s", args.root, args.split,
+             ", ".join(f"{k} {v:.3f}" for k, v in result.details["fractions"].items() if v is not None))
     _write(args.out, result, {"root": str(args.root), "split": args.split, "detections": str(args.detections),
                               "classes": list(classes)})
     return 0
