@@ -34,8 +34,8 @@ VOC_LAYOUT_DATASETS = wf.datasets_of_kind(config, "synthetic", "voc")
 
 wildcard_constraints:
     ds="|".join(config["datasets"]),
-    method="|".join(config["methods"]),
-    run="(" + "|".join(config["methods"]) + ")(/frcnn)?",
+    method=wf.method_wildcard(config),   # wsjds, or wsjds-seed12: the method with training seed 12
+    run=wf.run_wildcard(config),         # {method} or {method}/frcnn
     split=r"[A-Za-z0-9_]+",
     weights="|".join(config["weights"]),
 

@@ -21,13 +21,15 @@ def report_targets(config: Mapping, ds: str, method: str = wf.DEFAULT_METHOD) ->
 
 
 def paper_method(config: Mapping, ds: str, method: str) -> str | None:
-    """The method whose paper columns go beside a run's metrics table: ``method`` on VOC2007 (the
-    year of every per-class table in the paper), None on any other dataset."""
+    """The method whose paper columns go beside a run's metrics table: ``method`` (without a seed
+    suffix: ``wsjds-seed12`` -> ``wsjds``) on VOC2007 (the year of every per-class table in the
+    paper), None on any other dataset."""
     from wsjds.report.paper import PAPER_YEAR, TABLE1_WSOD_AP
 
     cfg = config["datasets"][ds]
-    if cfg["kind"] == "voc" and cfg.get("year") == PAPER_YEAR and method in TABLE1_WSOD_AP:
-        return method
+    base, _ = wf.parse_method(method)
+    if cfg["kind"] == "voc" and cfg.get("year") == PAPER_YEAR and base in TABLE1_WSOD_AP:
+        return base
     return None
 
 
