@@ -1,7 +1,9 @@
-"""The Table 1 ablation: seed-suffixed run names (``wsjds-seed12``) reach the training settings."""
+"""The Table 1 ablation: seed-suffixed run names (``wsjds-seed12``) reach the training settings; the
+``ablation`` section names configured methods."""
 
 from __future__ import annotations
 
+import copy
 import re
 
 import pytest
@@ -53,3 +55,19 @@ def test_a_seed_suffix_is_the_training_seed_of_the_wsod_and_fast_rcnn_runs():
     assert frcnn["training"]["seed"] == frcnn_recipe["seed"] and frcnn_seeded["training"]["seed"] == 12
     assert frcnn_seeded["method_name"] == "wsjds-seed12" and settings_hash(frcnn_seeded) != settings_hash(frcnn)
     assert CONFIG["training"][CONFIG["datasets"]["synth"]["training"]]["seed"] == recipe["seed"]   # config untouched
+
+
+# --- config checks -----------------------------------------------------------------------------
+
+@pytest.mark.parametrize("mutate, message", [
+    (lambda a: a.update(methods=["wsddn", "wsjdss"]), r"ablation.methods \['wsjdss'\] are not among methods"),
+    (lambda a: a.update(frcnn_methods=["parallel"], methods=["wsddn", "wsjds"]),
+     r"ablation.frcnn_methods \['parallel'\] are not among ablation.methods"),
+    (lambda a: a.update(seeds=[11, 12, 11]), r"ablation.seeds repeats \[11\]"),
+])
+def test_check_references_rejects_a_bad_ablation(mutate, message):
+    wf.check_references(CONFIG)
+    config = copy.deepcopy(CONFIG)
+    mutate(config["ablation"])
+    with pytest.raises(ValueError, match=message):
+        wf.check_references(config)

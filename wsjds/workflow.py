@@ -138,7 +138,8 @@ def config_hash(config: Mapping) -> str:
 
 def check_references(config: Mapping) -> None:
     """Cross-references the schema cannot express: a dataset's model / training recipe and a model's
-    weights must name existing entries. Raises ValueError naming the dangling key."""
+    weights must name existing entries, the ablation's methods configured ones. Raises ValueError
+    naming the dangling key."""
     for name, ds in config["datasets"].items():
         for key, section in (("model", "models"), ("training", "training"), ("inference", "inference"),
                              ("frcnn", "frcnn")):
@@ -166,6 +167,23 @@ def check_references(config: Mapping) -> None:
         if recipe["model"] not in config["models"]:
             raise ValueError(f"pretraining.{name}.model = {recipe['model']!r} is not among models: "
                              f"{sorted(config['models'])}")
+    _check_ablation(config)
+
+
+def _check_ablation(config: Mapping) -> None:
+    """``ablation``: known methods, Fast R-CNN only for ablation methods, no repeated entry."""
+    ablation = config["ablation"]
+    for key in ("methods", "frcnn_methods", "seeds"):
+        repeated = sorted({v for v in ablation[key] if list(ablation[key]).count(v) > 1})
+        if repeated:
+            raise ValueError(f"ablation.{key} repeats {repeated}: each entry is one set of runs")
+    unknown = [m for m in ablation["methods"] if m not in config["methods"]]
+    if unknown:
+        raise ValueError(f"ablation.methods {unknown} are not among methods: {sorted(config['methods'])}")
+    outside = [m for m in ablation["frcnn_methods"] if m not in ablation["methods"]]
+    if outside:
+        raise ValueError(f"ablation.frcnn_methods {outside} are not among ablation.methods: "
+                         f"{list(ablation['methods'])} (Fast R-CNN retrains on an ablation run's pseudo GT)")
 
 
 def pretrained_weights_path(weights: str) -> str:
