@@ -1,7 +1,6 @@
 """The Table 1 ablation: seed-suffixed run names (``wsjds-seed12``) reach the training settings, the
-``ablation`` section names configured methods, the summary's mean / std / per-seed values and the
-paper's claimed differences from metrics JSONs in ``wsjds evaluate voc``'s format, the figure and
-the CLI."""
+summary's mean / std / per-seed values and the paper's claimed differences from metrics JSONs in
+``wsjds evaluate voc``'s format, the figure, the CLI, and the plan of ``results/synth_ablation.json``."""
 
 from __future__ import annotations
 
@@ -15,7 +14,7 @@ import pytest
 import yaml
 from PIL import Image
 
-from workflow_plan import REPO
+from workflow_plan import REPO, counts, planned, snakemake, tiny_config
 from wsjds import workflow as wf
 from wsjds.cli import main as cli
 from wsjds.data.errors import DatasetError
@@ -23,6 +22,7 @@ from wsjds.evaluation.result import MetricResult, mean_of_defined
 from wsjds.io import write_json
 from wsjds.report import paper
 from wsjds.report.ablation import AblationRun, ablation_summary, plot_ablation, statistics
+from wsjds.report.rules import ablation_flags, ablation_inputs, ablation_runs
 from wsjds.train import settings_hash
 
 CONFIG = yaml.safe_load((REPO / "config.yaml").read_text())
@@ -194,6 +194,66 @@ def test_cli_writes_the_summary_and_the_plot(tmp_path, caplog):
         cli(args[:args.index("--run")] + ["--run", "wsddn", "11", "m.json"] + args[args.index("--panel-inches"):])
     (tmp_path / "wsjds-seed12/metrics/test_map.json").write_text("{")
     assert cli(args) == 2 and "not valid JSON" in caplog.text
+
+
+# --- the workflow ------------------------------------------------------------------------------
+
+SMALL = {"ablation": {"methods": ["wsddn", "seg2det"], "seeds": [5, 7], "frcnn_methods": ["wsddn"]}}
+
+
+def test_ablation_inputs_are_every_method_and_seed_s_metrics():
+    config = copy.deepcopy(CONFIG)
+    config["ablation"] = SMALL["ablation"]
+    runs = ablation_runs(config, "synth")
+    assert [(r.method, r.seed) for r in runs] == [("wsddn", 5), ("wsddn", 7), ("seg2det", 5), ("seg2det", 7)]
+    inputs = ablation_inputs(config, "synth")
+    assert inputs["wsddn_seed7_frcnn_map"] == "results/synth/wsddn-seed7/frcnn/metrics/test_map.json"
+    assert inputs["seg2det_seed5_wsod_corloc"] == "results/synth/seg2det-seed5/metrics/trainval_corloc.json"
+    assert len(inputs) == 2 * 2 * 2 + 2 and not any(k.startswith("seg2det") and "frcnn" in k for k in inputs)
+    assert "--no-show-paper" in ablation_flags(config, "synth") and "--show-paper" in ablation_flags(config, "voc07")
+    flags = ablation_flags(config, "synth")
+    assert "--seeds 5 7 --run wsddn 5 results/synth/wsddn-seed5/metrics/test_map.json" in flags
+    assert not any("ablation" in t for t in wf.default_targets(CONFIG))       # 15 training runs: asked for by path
+
+
+def test_dry_run_plans_every_method_and_seed_and_fast_rcnn_for_frcnn_methods_only(tmp_path):
+    result = snakemake(tmp_path, "-n", "results/synth_ablation.json", configs=(tiny_config(), SMALL))
+    assert result.returncode == 0, result.stderr[-3000:]
+    jobs = planned(result.stdout)
+    synth = CONFIG["datasets"]["synth"]
+    rounds = CONFIG["training"][synth["training"]]["rounds"]
+    frcnn_rounds = CONFIG["training"][CONFIG["frcnn"][synth["frcnn"]]["training"]]["rounds"]
+    checkpoints = {f for job in jobs if job.rule == "train_round" for f in job.outputs if f.endswith(".pt")}
+    expected = {f"results/synth/{m}-seed{s}/round{k}.pt" for m in ("wsddn", "seg2det") for s in (5, 7)
+                for k in range(1, rounds + 1)}
+    expected |= {f"results/synth/wsddn-seed{s}/frcnn/round{k}.pt" for s in (5, 7) for k in range(1, frcnn_rounds + 1)}
+    assert checkpoints == expected
+    stats = counts(jobs)
+    assert stats["ablation"] == 1 and stats["pseudo_gt"] == 2 and stats["pretrain_trunk"] == 1
+    assert stats["train_settings"] == 4 + 2 and stats["voc_metric"] == 4 * 2 + 2
+    (ablation,) = [job for job in jobs if job.rule == "ablation"]
+    assert ablation.outputs == ("results/synth_ablation.json", "results/synth_ablation.png")
+    assert set(ablation.inputs) == set(ablation_inputs({**CONFIG, **SMALL}, "synth").values())
+
+
+def test_seeded_runs_get_masks_by_their_method_s_branch(tmp_path):
+    targets = [f"results/synth/{run}/metrics/instance_seg.json" for run in ("wsddn-seed5", "seg2det-seed5")]
+    result = snakemake(tmp_path, "-n", *targets, configs=(tiny_config(),))
+    assert result.returncode == 0, result.stderr[-3000:]
+    jobs = planned(result.stdout)
+    model_masks = {f for job in jobs if job.rule == "masks_model_shard" for f in job.inputs}
+    assert "results/synth/seg2det-seed5/settings.json" in model_masks
+    assert not any("wsddn-seed5" in f for f in model_masks)                    # no segmentation branch
+    baselines = {f for job in jobs if job.rule == "masks_box_baseline" for f in job.outputs}
+    assert {"results/synth/wsddn-seed5/masks/test.bb.h5", "results/synth/wsddn-seed5/masks/test.ell.h5"} <= baselines
+
+
+def test_an_unknown_ablation_method_stops_the_workflow_before_any_job(tmp_path):
+    bad = {"ablation": {"methods": ["wsddn", "wsjdss"], "seeds": [5], "frcnn_methods": []}}
+    result = snakemake(tmp_path, "-n", "results/synth_ablation.json", configs=(tiny_config(), bad))
+    assert result.returncode != 0
+    assert "ablation.methods ['wsjdss'] are not among methods" in result.stdout + result.stderr
+    assert not (tmp_path / "results").exists()
 
 
 def test_the_paper_s_claims_are_read_off_its_tables():
