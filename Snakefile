@@ -3,6 +3,7 @@
 #   snakemake --cores 2                                   synthetic default target
 #   snakemake --cores 8 results/voc07_frcnn_map.json      the VOC2007 headline (needs VOCdevkit)
 #   snakemake --report report.html                        the results page of what was built
+#   snakemake --cores 2 results/synth_ablation.json       Table 1: every method x seed (not in the default)
 #
 # Rules are thin: each calls the `wsjds` CLI; the logic lives in the wsjds package.
 
@@ -34,8 +35,8 @@ VOC_LAYOUT_DATASETS = wf.datasets_of_kind(config, "synthetic", "voc")
 
 wildcard_constraints:
     ds="|".join(config["datasets"]),
-    method="|".join(config["methods"]),
-    run="(" + "|".join(config["methods"]) + ")(/frcnn)?",
+    method=wf.method_wildcard(config),   # wsjds, or wsjds-seed12: the method with training seed 12
+    run=wf.run_wildcard(config),         # {method} or {method}/frcnn
     split=r"[A-Za-z0-9_]+",
     weights="|".join(config["weights"]),
 
@@ -47,6 +48,7 @@ include: "rules/cgl.smk"
 include: "rules/detect.smk"
 include: "rules/masks.smk"
 include: "rules/report.smk"
+include: "rules/ablation.smk"
 
 
 rule all:

@@ -93,9 +93,10 @@ def mask_config(wildcards):
 
 def mask_model_inputs(wildcards):
     """The run's settings and final checkpoint, for the crf / nocrf masks (segmentation branch only)."""
-    if not config["methods"][wildcards.method]["segmentation"]:
+    if not wf.method_entry(config, wildcards.method)["segmentation"]:
+        method, _ = wf.parse_method(wildcards.method)
         raise ValueError(
-            f"method {wildcards.method!r} has no segmentation branch (methods.{wildcards.method}.segmentation "
+            f"method {wildcards.method!r} has no segmentation branch (methods.{method}.segmentation "
             f"is false), so it has no crf / nocrf masks; ask for the box baselines instead, e.g. "
             f"results/{wildcards.ds}/{wildcards.method}/masks/{wildcards.split}.bb.h5"
         )
@@ -136,7 +137,7 @@ def instance_seg_variants(wildcards):
     from wsjds.masks import MODEL_VARIANTS
 
     wanted = mask_config(wildcards).variants
-    if config["methods"][wildcards.method]["segmentation"]:
+    if wf.method_entry(config, wildcards.method)["segmentation"]:
         return list(wanted), []
     return [v for v in wanted if v not in MODEL_VARIANTS], [v for v in wanted if v in MODEL_VARIANTS]
 

@@ -296,6 +296,7 @@ def test_figure4_command_rebuilds_the_run_and_refuses_fast_rcnn_settings(tiny_sp
 def test_paper_columns_go_to_voc07_only():
     assert paper_method(CONFIG, "voc07", "wsjds") == "wsjds"
     assert paper_method(CONFIG, "voc07", "det2seg") == "det2seg"
+    assert paper_method(CONFIG, "voc07", "wsjds-seed12") == "wsjds"      # a seed's run: the method's columns
     assert paper_method(CONFIG, "voc12", "wsjds") is None and paper_method(CONFIG, "synth", "wsjds") is None
     assert "--paper-method wsjds" in metrics_flags(CONFIG, "voc07", "wsjds")
     assert "--paper-method" not in metrics_flags(CONFIG, "synth", "wsjds")

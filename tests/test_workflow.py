@@ -57,6 +57,10 @@ def test_default_config_is_valid():
     (lambda c: c["datasets"]["synth"]["generator"].update(num_test=-5), "num_test"),
     (lambda c: c["datasets"]["synth"]["generator"].update(seed="zero"), "seed"),
     (lambda c: c["resources"]["data"].update(threads=0), "threads"),
+    (lambda c: c["ablation"].update(seed=[11]), "seed"),
+    (lambda c: c["ablation"].update(seeds=[11, -1]), "seeds"),
+    (lambda c: c["ablation"].update(methods=[]), "methods"),
+    (lambda c: c["ablation"].update(frcnn_methods=["wsjds-seed12"]), "frcnn_methods"),
 ])
 def test_schema_rejects_typos_wrong_types_and_negative_counts(mutate, named):
     config = base_config()

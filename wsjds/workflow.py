@@ -6,6 +6,7 @@ files stay thin.
 
 from __future__ import annotations
 
+import re
 import shlex
 from collections.abc import Mapping
 
@@ -13,6 +14,9 @@ from wsjds.data.sources import missing_dataset_message, required_path
 
 
 DEFAULT_METHOD = "wsjds"   # the full method is the headline's default (design: Table 1 axis)
+SEED_SUFFIX = "-seed"      # wsjds-seed12: method wsjds trained with seed 12 (the ablation's runs)
+_SEED = r"(?:0|[1-9][0-9]*)"   # no leading zeros: one name per seed
+_METHOD_NAME = re.compile(rf"(?P<method>[a-z][a-z0-9]*)(?:{SEED_SUFFIX}(?P<seed>{_SEED}))?")
 
 
 class MissingDatasetError(FileNotFoundError):
@@ -85,6 +89,45 @@ def default_targets(config: Mapping) -> list[str]:
     return targets
 
 
+def parse_method(name: str) -> tuple[str, int | None]:
+    """``"wsjds"`` -> ``("wsjds", None)`` (the recipe's seed); ``"wsjds-seed12"`` -> ``("wsjds", 12)``.
+
+    The method part of a run name (the ``{method}`` wildcard, the first component of ``{run}``).
+    A name of another shape raises ValueError saying what a name looks like.
+    """
+    match = _METHOD_NAME.fullmatch(name)
+    if match is None:
+        raise ValueError(f"bad method name {name!r}: expected METHOD or METHOD{SEED_SUFFIX}N, a configured "
+                         f"method optionally with a training seed N >= 0 without leading zeros "
+                         f"(e.g. {DEFAULT_METHOD!r}, '{DEFAULT_METHOD}{SEED_SUFFIX}12')")
+    seed = match.group("seed")
+    return match.group("method"), None if seed is None else int(seed)
+
+
+def method_run_name(method: str, seed: int | None = None) -> str:
+    """The run name of ``method`` trained with ``seed`` (None: the recipe's seed); inverse of :func:`parse_method`."""
+    return method if seed is None else f"{method}{SEED_SUFFIX}{seed}"
+
+
+def method_entry(config: Mapping, name: str) -> dict:
+    """The ``methods`` entry of a method name (seed suffix allowed); an unknown method raises ValueError."""
+    method, _ = parse_method(name)
+    if method not in config["methods"]:
+        raise ValueError(f"method {method!r} (of {name!r}) is not among methods: {sorted(config['methods'])}")
+    return dict(config["methods"][method])
+
+
+def method_wildcard(config: Mapping) -> str:
+    """Regex of the ``{method}`` wildcard: a configured method, optionally with a seed suffix."""
+    methods = "|".join(re.escape(m) for m in config["methods"])
+    return f"(?:{methods})(?:{re.escape(SEED_SUFFIX)}{_SEED})?"
+
+
+def run_wildcard(config: Mapping) -> str:
+    """Regex of the ``{run}`` wildcard: ``{method}`` or ``{method}/frcnn``."""
+    return f"{method_wildcard(config)}(?:/frcnn)?"
+
+
 def config_hash(config: Mapping) -> str:
     """Short hash of the whole resolved config (recorded in the headline)."""
     import hashlib
@@ -95,7 +138,8 @@ def config_hash(config: Mapping) -> str:
 
 def check_references(config: Mapping) -> None:
     """Cross-references the schema cannot express: a dataset's model / training recipe and a model's
-    weights must name existing entries. Raises ValueError naming the dangling key."""
+    weights must name existing entries, the ablation's methods configured ones. Raises ValueError
+    naming the dangling key."""
     for name, ds in config["datasets"].items():
         for key, section in (("model", "models"), ("training", "training"), ("inference", "inference"),
                              ("frcnn", "frcnn")):
@@ -123,6 +167,23 @@ def check_references(config: Mapping) -> None:
         if recipe["model"] not in config["models"]:
             raise ValueError(f"pretraining.{name}.model = {recipe['model']!r} is not among models: "
                              f"{sorted(config['models'])}")
+    _check_ablation(config)
+
+
+def _check_ablation(config: Mapping) -> None:
+    """``ablation``: known methods, Fast R-CNN only for ablation methods, no repeated entry."""
+    ablation = config["ablation"]
+    for key in ("methods", "frcnn_methods", "seeds"):
+        repeated = sorted({v for v in ablation[key] if list(ablation[key]).count(v) > 1})
+        if repeated:
+            raise ValueError(f"ablation.{key} repeats {repeated}: each entry is one set of runs")
+    unknown = [m for m in ablation["methods"] if m not in config["methods"]]
+    if unknown:
+        raise ValueError(f"ablation.methods {unknown} are not among methods: {sorted(config['methods'])}")
+    outside = [m for m in ablation["frcnn_methods"] if m not in ablation["methods"]]
+    if outside:
+        raise ValueError(f"ablation.frcnn_methods {outside} are not among ablation.methods: "
+                         f"{list(ablation['methods'])} (Fast R-CNN retrains on an ablation run's pseudo GT)")
 
 
 def pretrained_weights_path(weights: str) -> str:
@@ -148,7 +209,8 @@ def pretrained_inputs(settings: Mapping) -> list[str]:
 
 def train_settings(config: Mapping, ds: str, method: str) -> dict:
     """Everything one training run depends on, resolved from the config (stored in checkpoints;
-    a change reruns the rounds)."""
+    a change reruns the rounds). ``method`` is the run name: ``wsjds-seed12`` trains method
+    ``wsjds`` with ``training.<recipe>.seed`` 12 (``method_name`` keeps the full name)."""
     from wsjds.data.classes import classes_for
 
     cfg = config["datasets"][ds]
@@ -158,17 +220,20 @@ def train_settings(config: Mapping, ds: str, method: str) -> dict:
                     "include_difficult_labels": cfg.get("include_difficult_labels", False)},
         "classes": list(classes_for(cfg["kind"])),
         "method_name": method,
-        "method": dict(config["methods"][method]),
+        "method": method_entry(config, method),
         "model": dict(model),
         "weights": dict(config["weights"][model["weights"]]),
         "cgl": dict(config["cgl"]),
-        "training": dict(config["training"][cfg["training"]]),
+        "training": _seeded_recipe(config, cfg["training"], method),
     }
 
 
 def frcnn_settings(config: Mapping, ds: str, method: str) -> dict:
-    """Everything a Fast R-CNN retraining run depends on (results/{ds}/{method}/frcnn/settings.json)."""
+    """Everything a Fast R-CNN retraining run depends on (results/{ds}/{method}/frcnn/settings.json);
+    a seed suffix of ``method`` is the Fast R-CNN's training seed too."""
     from wsjds.data.classes import classes_for
+
+    method_entry(config, method)   # an unknown method fails here, not in the WSOD run it reads
 
     cfg = config["datasets"][ds]
     preset = config["frcnn"][cfg["frcnn"]]
@@ -182,8 +247,17 @@ def frcnn_settings(config: Mapping, ds: str, method: str) -> dict:
         "model": dict(model),
         "weights": dict(config["weights"][model["weights"]]),
         "frcnn": head,
-        "training": dict(config["training"][preset["training"]]),
+        "training": _seeded_recipe(config, preset["training"], method),
     }
+
+
+def _seeded_recipe(config: Mapping, recipe: str, method: str) -> dict:
+    """Training recipe ``recipe``, its ``seed`` replaced by the seed suffix of ``method`` if it has one."""
+    training = dict(config["training"][recipe])
+    _, seed = parse_method(method)
+    if seed is not None:
+        training["seed"] = seed
+    return training
 
 
 def run_settings(config: Mapping, ds: str, run: str) -> dict:

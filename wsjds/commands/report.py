@@ -6,6 +6,9 @@
         --columns 5 --panel-inches 2.6 --dpi 100 --out pr.png
     wsjds report figure4 --settings S.json --checkpoint R.pt --proposals P.h5 --split test --images 4 \\
         --scale 208 --max-side 320 --map-min-score 0 --panel-inches 2.4 --dpi 100 --out fig4.png
+    wsjds report ablation --dataset synth --config-hash H --seeds 11 12 \
+        --run wsddn 11 M.json C.json [F.json] --run wsddn 12 ... --panel-inches 3.6 --dpi 100 \
+        --out-json results/synth_ablation.json --out-plot results/synth_ablation.png
 """
 
 from __future__ import annotations
@@ -21,7 +24,7 @@ log = logging.getLogger(__name__)
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
-    parser = subparsers.add_parser("report", help="metrics tables, PR curves and the Fig. 4 figure of a run",
+    parser = subparsers.add_parser("report", help="metrics tables, PR curves, the Fig. 4 figure, the ablation",
                                    description=__doc__.splitlines()[0])
     actions = parser.add_subparsers(dest="report_command", required=True, metavar="ITEM")
 
@@ -68,6 +71,22 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     fig.add_argument("--title", default="")
     fig.add_argument("--out", required=True, help="PNG file to write (atomically)")
     fig.set_defaults(func=run_figure4)
+
+    abl = actions.add_parser("ablation", help="the Table 1 ablation over methods and seeds (JSON and PNG)")
+    abl.add_argument("--dataset", required=True)
+    abl.add_argument("--config-hash", required=True, help="wsjds.workflow.config_hash of the run's config")
+    abl.add_argument("--seeds", type=int, nargs="+", required=True, help="the training seeds of every method")
+    abl.add_argument("--run", action="append", nargs="+", required=True, metavar="ARG",
+                     help="METHOD SEED WSOD_MAP CORLOC [FRCNN_MAP]: one method trained with one seed, its metrics "
+                          "JSONs (test mAP, trainval CorLoc, Fast R-CNN test mAP); repeat for every method and seed")
+    abl.add_argument("--panel-inches", type=float, required=True, help="side of one metric's panel")
+    abl.add_argument("--dpi", type=int, required=True)
+    abl.add_argument("--show-paper", action=argparse.BooleanOptionalAction, default=False,
+                     help="mark the paper's VOC2007 means in the plot (for VOC2007 runs)")
+    abl.add_argument("--title", default="")
+    abl.add_argument("--out-json", required=True, help="summary JSON to write (atomically)")
+    abl.add_argument("--out-plot", required=True, help="PNG file to write (atomically)")
+    abl.set_defaults(func=run_ablation)
 
 
 def run_metrics_table(args: argparse.Namespace) -> int:
@@ -131,6 +150,32 @@ def run_figure4(args: argparse.Namespace) -> int:
             Figure4Style(args.panel_inches, args.dpi), args.out, seeds=bool(settings["method"]["det_to_seg"]),
             device=device, title=args.title)
     log.info("Fig. 4 of %d images of %s -> %s", len(ids), args.split, args.out)
+    return 0
+
+
+def run_ablation(args: argparse.Namespace) -> int:
+    from wsjds.io import write_json
+    from wsjds.report.ablation import METRICS, AblationRun, ablation_summary, plot_ablation
+
+    runs = []
+    for values in args.run:
+        if len(values) not in (4, 5) or not values[1].isdigit():
+            raise SystemExit(f"wsjds report ablation: --run takes METHOD SEED WSOD_MAP CORLOC [FRCNN_MAP], "
+                             f"got {values}")
+        method, seed, wsod_map, corloc, *frcnn = values
+        runs.append(AblationRun(method, int(seed), Path(wsod_map), Path(corloc), Path(frcnn[0]) if frcnn else None))
+    try:
+        summary = ablation_summary(args.dataset, args.seeds, runs, args.config_hash)
+    except DatasetError:
+        raise
+    except ValueError as exc:
+        raise SystemExit(f"wsjds report ablation: {exc}") from None
+    write_json(args.out_json, summary)
+    plot_ablation(summary, args.out_plot, args.panel_inches, args.dpi, args.title, args.show_paper)
+    for method, entry in summary["methods"].items():
+        log.info("%s: %s", method, ", ".join(f"{key} {100 * entry[key]['mean']:.2f} %" for key in METRICS
+                                              if key in entry))
+    log.info("%d methods x %d seeds -> %s, %s", len(summary["methods"]), len(args.seeds), args.out_json, args.out_plot)
     return 0
 
 

@@ -1,11 +1,14 @@
-"""Workflow helpers of rules/report.smk: which files a report item reads and the CLI flags the
-config gives it. Here rather than in the rule file so they are importable and tested."""
+"""Workflow helpers of rules/report.smk and rules/ablation.smk: which files a report item reads and
+the CLI flags the config gives it. Here rather than in the rule files so they are importable and
+tested."""
 
 from __future__ import annotations
 
+import shlex
 from collections.abc import Mapping
 
 from wsjds import workflow as wf
+from wsjds.report.ablation import AblationRun
 
 # Datasets whose splits have COCO instance masks (rules/masks.smk scores AP^r on them).
 INSTANCE_MASK_KINDS: tuple[str, ...] = ("synthetic", "coco")
@@ -21,13 +24,15 @@ def report_targets(config: Mapping, ds: str, method: str = wf.DEFAULT_METHOD) ->
 
 
 def paper_method(config: Mapping, ds: str, method: str) -> str | None:
-    """The method whose paper columns go beside a run's metrics table: ``method`` on VOC2007 (the
-    year of every per-class table in the paper), None on any other dataset."""
+    """The method whose paper columns go beside a run's metrics table: ``method`` (without a seed
+    suffix: ``wsjds-seed12`` -> ``wsjds``) on VOC2007 (the year of every per-class table in the
+    paper), None on any other dataset."""
     from wsjds.report.paper import PAPER_YEAR, TABLE1_WSOD_AP
 
     cfg = config["datasets"][ds]
-    if cfg["kind"] == "voc" and cfg.get("year") == PAPER_YEAR and method in TABLE1_WSOD_AP:
-        return method
+    base, _ = wf.parse_method(method)
+    if cfg["kind"] == "voc" and cfg.get("year") == PAPER_YEAR and base in TABLE1_WSOD_AP:
+        return base
     return None
 
 
@@ -74,3 +79,42 @@ def figure4_flags(config: Mapping, ds: str) -> str:
     return wf.cli_flags({"images": style["images"], "scale": masks.scale, "max_side": masks.max_side,
                          "map_min_score": style["map_min_score"], "panel_inches": style["panel_inches"],
                          "dpi": config["report"]["dpi"]})
+
+
+# --- the Table 1 ablation (rules/ablation.smk) -------------------------------------------------
+
+def ablation_runs(config: Mapping, ds: str) -> list[AblationRun]:
+    """The metrics files of every ``ablation.methods`` x ``ablation.seeds`` run of ``ds``: runs
+    ``{method}-seed{N}``, with the Fast R-CNN test mAP for ``ablation.frcnn_methods``."""
+    ablation, cfg = config["ablation"], config["datasets"][ds]
+    test, corloc = cfg["test_split"], config["evaluation"]["corloc_split"]
+    runs = []
+    for method in ablation["methods"]:
+        for seed in ablation["seeds"]:
+            base = f"results/{ds}/{wf.method_run_name(method, seed)}"
+            frcnn = f"{base}/frcnn/metrics/{test}_map.json" if method in ablation["frcnn_methods"] else None
+            runs.append(AblationRun(method, seed, f"{base}/metrics/{test}_map.json",
+                                    f"{base}/metrics/{corloc}_corloc.json", frcnn))
+    return runs
+
+
+def ablation_inputs(config: Mapping, ds: str) -> dict[str, str]:
+    """Named inputs of rule ablation: ``{method}_seed{N}_{wsod_map,wsod_corloc,frcnn_map}``."""
+    inputs = {}
+    for run in ablation_runs(config, ds):
+        for key in ("wsod_map", "wsod_corloc", "frcnn_map"):
+            path = getattr(run, key)
+            if path is not None:
+                inputs[f"{run.method}_seed{run.seed}_{key}"] = str(path)
+    return inputs
+
+
+def ablation_flags(config: Mapping, ds: str) -> str:
+    """``wsjds report ablation`` flags: the seeds, one ``--run`` per :func:`ablation_runs` entry, the
+    figure's layout, and the paper's markers on VOC2007 (the paper's data)."""
+    runs = [" ".join(["--run", run.method, str(run.seed), *(shlex.quote(str(p)) for p in
+                                                            (run.wsod_map, run.wsod_corloc, run.frcnn_map) if p)])
+            for run in ablation_runs(config, ds)]
+    style = {"panel_inches": config["report"]["ablation"]["panel_inches"], "dpi": config["report"]["dpi"],
+             "show_paper": paper_method(config, ds, wf.DEFAULT_METHOD) is not None}
+    return " ".join([wf.cli_flags({"seeds": config["ablation"]["seeds"]}), *runs, wf.cli_flags(style)])

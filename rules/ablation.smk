@@ -1,0 +1,36 @@
+# The Table 1 ablation (results/{ds}_ablation.json and .png; not part of the default target):
+# every method of config `ablation.methods` trained with every seed of `ablation.seeds` as runs
+# {method}-seed{N} (training, detection and metric rules as any run), Fast R-CNN retrained for
+# `ablation.frcnn_methods`; the summary reads their metrics JSONs. Inputs and flags come from
+# wsjds.report.rules, the summary and the figure from wsjds.report.ablation.
+
+from wsjds.report import rules as report_rules
+
+
+rule ablation:
+    input:
+        unpack(lambda wildcards: report_rules.ablation_inputs(config, wildcards.ds)),
+    output:
+        summary="results/{ds}_ablation.json",
+        plot=report(
+            "results/{ds}_ablation.png",
+            caption="../report/ablation.rst",
+            category="Ablation (Table 1)",
+            subcategory="{ds}",
+            labels={"dataset": "{ds}"},
+        ),
+    params:
+        flags=lambda wildcards: report_rules.ablation_flags(config, wildcards.ds),
+        config_hash=wf.config_hash(config),
+    log:
+        "logs/{ds}/ablation.log",
+    benchmark:
+        "results/{ds}/benchmarks/ablation.tsv"
+    wildcard_constraints:
+        ds="|".join(VOC_LAYOUT_DATASETS),
+    conda:
+        "../envs/wsjds.yaml"
+    shell:
+        "wsjds report ablation --dataset {wildcards.ds} --config-hash {params.config_hash} {params.flags}"
+        " --title '{wildcards.ds}: Table 1 ablation' --out-json {output.summary} --out-plot {output.plot}"
+        " > {log} 2>&1"
