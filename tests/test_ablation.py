@@ -46,6 +46,19 @@ def _metrics_file(path: Path, metric: str, mean: float, split: str) -> Path:
     return path
 
 
+# Failure modes (fractions of correct, merged, part, other, missed) of wsjds's three seeds: merged 0.1 / 0.2 / 0.3.
+FAILURES = {"wsjds": ((0.4, 0.1, 0.2, 0.3, 0.0), (0.5, 0.2, 0.1, 0.2, 0.0), (0.6, 0.3, 0.0, 0.1, 0.0))}
+
+
+def _failures_file(path: Path, fractions: tuple[float, ...]) -> Path:
+    """A `wsjds evaluate failures` JSON with these fractions (10 pairs; half of them multi-instance)."""
+    outcomes = ("correct", "merged", "part", "other", "missed")
+    write_json(path, {"metric": "failure_modes", "mean": fractions[0], "pairs": 10,
+                      "fractions": dict(zip(outcomes, fractions)), "multi_instance_pairs": 5,
+                      "merged_of_multi_instance": 2 * fractions[1]})
+    return path
+
+
 def _runs(tmp_path: Path, methods=("wsddn", "wsjds"), seeds=SEEDS) -> list[AblationRun]:
     runs = []
     for method in methods:
@@ -54,10 +67,13 @@ def _runs(tmp_path: Path, methods=("wsddn", "wsjds"), seeds=SEEDS) -> list[Ablat
             frcnn = None
             if method in FRCNN_MAP:
                 frcnn = _metrics_file(base / "frcnn/metrics/test_map.json", "map", FRCNN_MAP[method][k], "test")
+            failures = None
+            if method in FAILURES:
+                failures = _failures_file(base / "metrics/trainval_failures.json", FAILURES[method][k])
             runs.append(AblationRun(method, seed, _metrics_file(base / "metrics/test_map.json", "map",
                                                                 WSOD_MAP[method][k], "test"),
                                     _metrics_file(base / "metrics/trainval_corloc.json", "corloc",
-                                                  CORLOC[method][k], "trainval"), frcnn))
+                                                  CORLOC[method][k], "trainval"), frcnn, failures))
     return runs
 
 
@@ -146,6 +162,12 @@ def test_summary_holds_hand_computed_means_stds_and_per_seed_values(tmp_path):
     assert retrain["mean"] == pytest.approx(0.10) and retrain["std"] == pytest.approx(0.0, abs=1e-12)
     assert retrain["paper"] == pytest.approx(0.069)
     assert json.loads(json.dumps(summary)) == summary                      # plain JSON
+    # failure modes over seeds: merged 0.1 / 0.2 / 0.3 -> mean 0.2, std 0.1; among multi-instance pairs twice that
+    modes = wsjds["failure_modes"]
+    assert modes["merged"]["mean"] == pytest.approx(0.2) and modes["merged"]["std"] == pytest.approx(0.1)
+    assert modes["part"]["per_seed"] == {"11": pytest.approx(0.2), "12": pytest.approx(0.1), "13": pytest.approx(0.0)}
+    assert modes["merged_of_multi_instance"]["mean"] == pytest.approx(0.4)
+    assert "failure_modes" not in wsddn                                    # no failures files given for it
 
 
 def test_one_seed_has_no_std_and_a_missing_method_no_difference(tmp_path):
@@ -166,6 +188,10 @@ def test_summary_bad_input_names_the_file_or_the_run(tmp_path):
     runs[0].wsod_map.unlink()
     with pytest.raises(DatasetError, match=r"wsddn-seed11/metrics/test_map.json.*does not exist"):
         ablation_summary("synth", SEEDS, runs, "h")
+    runs = _runs(tmp_path)
+    write_json(runs[-1].failures, {"metric": "failure_modes"})
+    with pytest.raises(DatasetError, match=r"wsjds-seed13/metrics/trainval_failures.json.*not a failure-modes JSON"):
+        ablation_summary("synth", SEEDS, runs, "h")
 
 
 def test_plot_is_a_png_of_three_panels_of_the_configured_size(tmp_path):
@@ -183,6 +209,7 @@ def test_cli_writes_the_summary_and_the_plot(tmp_path, caplog):
     for run in runs:
         args += ["--run", run.method, str(run.seed), str(run.wsod_map), str(run.wsod_corloc),
                  *([str(run.frcnn_map)] if run.frcnn_map else [])]
+        args += ["--failures", run.method, str(run.seed), str(run.failures)] if run.failures else []
     args += ["--panel-inches", "2", "--dpi", "30", "--out-json", str(tmp_path / "a.json"),
              "--out-plot", str(tmp_path / "a.png")]
     assert cli(args) == 0
@@ -192,6 +219,9 @@ def test_cli_writes_the_summary_and_the_plot(tmp_path, caplog):
         assert png.size == (180, 60)
     with pytest.raises(SystemExit, match="--run takes METHOD SEED WSOD_MAP CORLOC"):
         cli(args[:args.index("--run")] + ["--run", "wsddn", "11", "m.json"] + args[args.index("--panel-inches"):])
+    with pytest.raises(SystemExit, match=r"--failures of \('kite', 11\) has no --run"):
+        cli(args[:args.index("--panel-inches")] + ["--failures", "kite", "11", "f.json"]
+            + args[args.index("--panel-inches"):])
     (tmp_path / "wsjds-seed12/metrics/test_map.json").write_text("{")
     assert cli(args) == 2 and "not valid JSON" in caplog.text
 
@@ -209,7 +239,8 @@ def test_ablation_inputs_are_every_method_and_seed_s_metrics():
     inputs = ablation_inputs(config, "synth")
     assert inputs["wsddn_seed7_frcnn_map"] == "results/synth/wsddn-seed7/frcnn/metrics/test_map.json"
     assert inputs["seg2det_seed5_wsod_corloc"] == "results/synth/seg2det-seed5/metrics/trainval_corloc.json"
-    assert len(inputs) == 2 * 2 * 2 + 2 and not any(k.startswith("seg2det") and "frcnn" in k for k in inputs)
+    assert inputs["seg2det_seed7_failures"] == "results/synth/seg2det-seed7/metrics/trainval_failures.json"
+    assert len(inputs) == 2 * 2 * 3 + 2 and not any(k.startswith("seg2det") and "frcnn" in k for k in inputs)
     assert "--no-show-paper" in ablation_flags(config, "synth") and "--show-paper" in ablation_flags(config, "voc07")
     flags = ablation_flags(config, "synth")
     assert "--seeds 5 7 --run wsddn 5 results/synth/wsddn-seed5/metrics/test_map.json" in flags
@@ -230,7 +261,7 @@ def test_dry_run_plans_every_method_and_seed_and_fast_rcnn_for_frcnn_methods_onl
     assert checkpoints == expected
     stats = counts(jobs)
     assert stats["ablation"] == 1 and stats["pseudo_gt"] == 2 and stats["pretrain_trunk"] == 1
-    assert stats["train_settings"] == 4 + 2 and stats["voc_metric"] == 4 * 2 + 2
+    assert stats["train_settings"] == 4 + 2 and stats["voc_metric"] == 4 * 2 + 2 and stats["failure_modes"] == 4
     (ablation,) = [job for job in jobs if job.rule == "ablation"]
     assert ablation.outputs == ("results/synth_ablation.json", "results/synth_ablation.png")
     assert set(ablation.inputs) == set(ablation_inputs({**CONFIG, **SMALL}, "synth").values())

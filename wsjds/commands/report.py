@@ -7,13 +7,15 @@
     wsjds report figure4 --settings S.json --checkpoint R.pt --proposals P.h5 --split test --images 4 \\
         --scale 208 --max-side 320 --map-min-score 0 --panel-inches 2.4 --dpi 100 --out fig4.png
     wsjds report ablation --dataset synth --config-hash H --seeds 11 12 \
-        --run wsddn 11 M.json C.json [F.json] --run wsddn 12 ... --panel-inches 3.6 --dpi 100 \
+        --run wsddn 11 M.json C.json [F.json] --run wsddn 12 ... [--failures wsddn 11 FM.json ...] \
+        --panel-inches 3.6 --dpi 100 \
         --out-json results/synth_ablation.json --out-plot results/synth_ablation.png
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import logging
 from pathlib import Path
 
@@ -79,6 +81,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     abl.add_argument("--run", action="append", nargs="+", required=True, metavar="ARG",
                      help="METHOD SEED WSOD_MAP CORLOC [FRCNN_MAP]: one method trained with one seed, its metrics "
                           "JSONs (test mAP, trainval CorLoc, Fast R-CNN test mAP); repeat for every method and seed")
+    abl.add_argument("--failures", action="append", nargs=3, default=[], metavar=("METHOD", "SEED", "JSON"),
+                     help="the `wsjds evaluate failures` JSON of a run (trainval); give one for every run of a "
+                          "method or none")
     abl.add_argument("--panel-inches", type=float, required=True, help="side of one metric's panel")
     abl.add_argument("--dpi", type=int, required=True)
     abl.add_argument("--show-paper", action=argparse.BooleanOptionalAction, default=False,
@@ -164,6 +169,15 @@ def run_ablation(args: argparse.Namespace) -> int:
                              f"got {values}")
         method, seed, wsod_map, corloc, *frcnn = values
         runs.append(AblationRun(method, int(seed), Path(wsod_map), Path(corloc), Path(frcnn[0]) if frcnn else None))
+    failures = {}
+    for method, seed, path in args.failures:
+        if not seed.isdigit():
+            raise SystemExit(f"wsjds report ablation: --failures takes METHOD SEED JSON, got {[method, seed, path]}")
+        failures[(method, int(seed))] = Path(path)
+    unknown = sorted(set(failures) - {(run.method, run.seed) for run in runs})
+    if unknown:
+        raise SystemExit(f"wsjds report ablation: --failures of {unknown[0]} has no --run")
+    runs = [dataclasses.replace(run, failures=failures.get((run.method, run.seed))) for run in runs]
     try:
         summary = ablation_summary(args.dataset, args.seeds, runs, args.config_hash)
     except DatasetError:

@@ -40,6 +40,7 @@ class AblationRun:
     wsod_map: str | Path
     wsod_corloc: str | Path
     frcnn_map: str | Path | None = None
+    failures: str | Path | None = None      # `wsjds evaluate failures` JSON of the WSOD detector (trainval)
 
 
 def ablation_summary(dataset: str, seeds: Sequence[int], runs: Sequence[AblationRun],
@@ -56,6 +57,8 @@ def ablation_summary(dataset: str, seeds: Sequence[int], runs: Sequence[Ablation
     for method, method_runs in by_method.items():
         entry = {key: _statistics({run.seed: _mean(getattr(run, key), key) for run in method_runs})
                  for key in METRICS if getattr(method_runs[0], key) is not None}
+        if all(run.failures is not None for run in method_runs):
+            entry["failure_modes"] = _failure_statistics(method_runs)
         entry["paper"] = _paper_means(method)
         methods[method] = entry
     return {
@@ -130,6 +133,29 @@ def _mean(path: str | Path, key: str) -> float:
     if mean is None:
         raise DatasetError(f"{metric} is undefined (no class has ground truth)", path=path)
     return float(mean)
+
+
+def _failure_statistics(runs: Sequence[AblationRun]) -> dict[str, Any]:
+    """Per outcome of the top box per (image, class) (correct, merged, part, other, missed), and for
+    merged among the pairs with two or more instances: mean, std and per-seed fraction."""
+    import json
+
+    from wsjds.evaluation.failure_modes import OUTCOMES
+
+    loaded = {}
+    for run in runs:
+        try:
+            loaded[run.seed] = json.loads(Path(run.failures).read_text())
+            fractions = loaded[run.seed]["fractions"]
+        except (OSError, ValueError, KeyError, TypeError) as exc:
+            raise DatasetError(f"not a failure-modes JSON of `wsjds evaluate failures` ({exc})",
+                               path=run.failures) from None
+    stats = {o: _statistics({seed: float(data["fractions"][o] or 0.0) for seed, data in loaded.items()})
+             for o in OUTCOMES}
+    multi = {seed: data.get("merged_of_multi_instance") for seed, data in loaded.items()}
+    if all(v is not None for v in multi.values()):
+        stats["merged_of_multi_instance"] = _statistics({seed: float(v) for seed, v in multi.items()})
+    return stats
 
 
 def _statistics(per_seed: Mapping[int, float]) -> dict[str, Any]:

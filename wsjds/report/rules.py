@@ -94,7 +94,8 @@ def ablation_runs(config: Mapping, ds: str) -> list[AblationRun]:
             base = f"results/{ds}/{wf.method_run_name(method, seed)}"
             frcnn = f"{base}/frcnn/metrics/{test}_map.json" if method in ablation["frcnn_methods"] else None
             runs.append(AblationRun(method, seed, f"{base}/metrics/{test}_map.json",
-                                    f"{base}/metrics/{corloc}_corloc.json", frcnn))
+                                    f"{base}/metrics/{corloc}_corloc.json", frcnn,
+                                    f"{base}/metrics/{corloc}_failures.json"))
     return runs
 
 
@@ -102,7 +103,7 @@ def ablation_inputs(config: Mapping, ds: str) -> dict[str, str]:
     """Named inputs of rule ablation: ``{method}_seed{N}_{wsod_map,wsod_corloc,frcnn_map}``."""
     inputs = {}
     for run in ablation_runs(config, ds):
-        for key in ("wsod_map", "wsod_corloc", "frcnn_map"):
+        for key in ("wsod_map", "wsod_corloc", "frcnn_map", "failures"):
             path = getattr(run, key)
             if path is not None:
                 inputs[f"{run.method}_seed{run.seed}_{key}"] = str(path)
@@ -115,6 +116,8 @@ def ablation_flags(config: Mapping, ds: str) -> str:
     runs = [" ".join(["--run", run.method, str(run.seed), *(shlex.quote(str(p)) for p in
                                                             (run.wsod_map, run.wsod_corloc, run.frcnn_map) if p)])
             for run in ablation_runs(config, ds)]
+    runs += [f"--failures {run.method} {run.seed} {shlex.quote(str(run.failures))}"
+             for run in ablation_runs(config, ds) if run.failures is not None]
     style = {"panel_inches": config["report"]["ablation"]["panel_inches"], "dpi": config["report"]["dpi"],
              "show_paper": paper_method(config, ds, wf.DEFAULT_METHOD) is not None}
     return " ".join([wf.cli_flags({"seeds": config["ablation"]["seeds"]}), *runs, wf.cli_flags(style)])
