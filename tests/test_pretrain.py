@@ -1,4 +1,5 @@
-"""Trunk pretraining on synthetic crops: the crops, the BatchNorm fold, the weights file, the config checks."""
+"""Trunk pretraining on synthetic scenes: the scenes, the RoI classifier, the BatchNorm fold, the weights file,
+the config checks."""
 
 from __future__ import annotations
 
@@ -11,11 +12,11 @@ import torch
 import yaml
 
 from wsjds import workflow as wf
-from wsjds.data.synthetic import DISTRACTOR_KINDS, SynthConfig, generate_crop
+from wsjds.data.synthetic import DISTRACTOR_KINDS, SynthConfig, generate_pretraining_scene
 from wsjds.model.backbone import VGGC5D, WeightsSpec, build_backbone
 from wsjds.model.wsjds import weights_spec
-from wsjds.pretrain import PRETRAIN_CLASSES, CropClassifier, PretrainConfig, _PlainClassifier, make_crops, \
-    pretrain_trunk
+from wsjds.pretrain import PRETRAIN_CLASSES, PretrainConfig, SceneClassifier, _PlainClassifier, jitter_boxes, \
+    make_scenes, pretrain_trunk
 from conftest import REPO
 
 SMALL = (4, 4, 8, 8, 8)
@@ -26,47 +27,58 @@ def _config() -> dict:
 
 
 def _tiny_settings(**overrides) -> dict:
-    settings = wf.pretrain_settings(_config(), "synth_crops")
+    settings = wf.pretrain_settings(_config(), "synth_scenes")
     settings["model"].update(widths=list(SMALL), fc_dim=16)
-    settings["pretraining"].update({"crops": 90, "held_out": 18, "epochs": 1, "batch": 24, **overrides})
+    settings["pretraining"].update({"scenes": 30, "held_out": 6, "side": 64, "epochs": 1, "batch": 8, **overrides})
     return settings
 
 
-def test_crops_are_a_function_of_seed_and_index_with_classes_in_turn():
+def test_scenes_are_a_function_of_seed_and_index():
     cfg = PretrainConfig.from_config(_tiny_settings()["pretraining"])
-    images, labels = make_crops(cfg)
-    assert images.shape == (90, 64, 64, 3) and images.dtype == np.uint8
-    assert labels.tolist() == [i % 9 for i in range(90)]
+    scenes = make_scenes(cfg)
+    assert scenes.images.shape == (30, 64, 64, 3) and scenes.images.dtype == np.uint8
     assert PRETRAIN_CLASSES == ("ring", "star", "cross", "beetle", "fish", "kite") + DISTRACTOR_KINDS
-    again, _ = make_crops(cfg)
-    assert np.array_equal(images, again)
-    other, _ = make_crops(PretrainConfig.from_config({**_tiny_settings()["pretraining"], "seed": 1}))
-    assert np.mean([not np.array_equal(a, b) for a, b in zip(images, other)]) > 0.9
+    assert len(scenes.labels) == len(scenes.boxes) == len(scenes.scene) >= 30   # 2-5 items drawn, most visible
+    assert set(scenes.labels.tolist()) <= set(range(9)) and np.all(np.diff(scenes.scene) >= 0)
+    again = make_scenes(cfg)
+    assert np.array_equal(scenes.images, again.images) and np.array_equal(scenes.boxes, again.boxes)
+    other = make_scenes(PretrainConfig.from_config({**_tiny_settings()["pretraining"], "seed": 1}))
+    assert np.mean([not np.array_equal(a, b) for a, b in zip(scenes.images, other.images)]) > 0.9
 
 
-@pytest.mark.parametrize("label", range(6))
-def test_a_crop_is_centred_on_its_object(label):
-    crop = generate_crop(np.random.default_rng([5, label]), SynthConfig(), 64, label, (0.7, 0.8), 0.0)
-    assert crop.image.shape == (64, 64, 3) and len(crop.objects) == 1 and crop.objects[0].label == label
-    x1, y1, x2, y2 = crop.objects[0].box
-    assert abs((x1 + x2) / 2 - 32) < 12 and abs((y1 + y2) / 2 - 32) < 12   # part classes: the marker shifts the box
-    assert max(x2 - x1, y2 - y1) >= 0.6 * 64
+@pytest.mark.parametrize("label", range(9))
+def test_a_scene_boxes_each_visible_item_with_its_label(label):
+    scene = generate_pretraining_scene(np.random.default_rng([5, label]), SynthConfig(), 96, np.array([label]),
+                                       (0.4, 0.5))
+    assert scene.image.shape == (96, 96, 3) and scene.labels.tolist() == [label]
+    x1, y1, x2, y2 = scene.boxes[0]
+    assert 0 <= x1 < x2 <= 96 and 0 <= y1 < y2 <= 96
+    assert max(x2 - x1, y2 - y1) >= 0.25 * 96   # 38-48 px across; a border may cut it
 
 
-def test_distractor_crops_hold_no_object():
-    for kind in range(len(DISTRACTOR_KINDS)):
-        crop = generate_crop(np.random.default_rng(kind), SynthConfig(), 64, 6 + kind, (0.7, 0.8), 0.0)
-        assert crop.objects == [] and crop.image.std() > 0
+def test_hidden_items_get_no_box():
+    cfg = SynthConfig(difficult_visible_fraction=1.01)   # nothing is visible enough
+    scene = generate_pretraining_scene(np.random.default_rng(0), cfg, 96, np.array([0, 6, 3]), (0.3, 0.4))
+    assert scene.boxes.shape == (0, 4) and scene.labels.shape == (0,)
 
 
-def test_crop_label_outside_the_classes_is_an_error():
-    with pytest.raises(ValueError, match="crop label 9 is outside 0..8"):
-        generate_crop(np.random.default_rng(0), SynthConfig(), 64, 9, (0.5, 0.9), 0.0)
+def test_scene_label_outside_the_classes_is_an_error():
+    with pytest.raises(ValueError, match="pretraining scene label 9 is outside 0..8"):
+        generate_pretraining_scene(np.random.default_rng(0), SynthConfig(), 64, np.array([1, 9]), (0.3, 0.5))
+
+
+def test_jittered_boxes_stay_near_their_box_and_inside_the_scene():
+    boxes = torch.tensor([[10.0, 20.0, 50.0, 40.0], [0.0, 0.0, 64.0, 64.0]])
+    moved = jitter_boxes(boxes.repeat(100, 1), 0.1, 64, torch.Generator().manual_seed(0)).view(100, 2, 4)
+    edge_limit = torch.tensor([4.0, 2.0, 4.0, 2.0])   # 10 % of width 40 / height 20
+    assert torch.all((moved[:, 0] - boxes[0]).abs() <= edge_limit + 1e-5)
+    assert (moved[:, 0] - boxes[0]).abs().max() > 3.0   # it does move
+    assert moved.min() >= 0 and moved.max() <= 64
 
 
 def test_folding_batchnorm_keeps_the_classifier_output():
     torch.manual_seed(0)
-    net = CropClassifier(VGGC5D(SMALL, fc_dim=16), len(PRETRAIN_CLASSES), dropout=0.5, bn_eps=1e-5)
+    net = SceneClassifier(VGGC5D(SMALL, fc_dim=16), len(PRETRAIN_CLASSES), 7, dropout=0.5, bn_eps=1e-5)
     for module in net.features:   # statistics and affine far from identity
         if isinstance(module, torch.nn.BatchNorm2d):
             module.running_mean.uniform_(-1, 1)
@@ -74,20 +86,22 @@ def test_folding_batchnorm_keeps_the_classifier_output():
             module.weight.data.uniform_(0.5, 2)
             module.bias.data.uniform_(-0.5, 0.5)
     net.eval()
-    crops = torch.randn(3, 3, 64, 64)
-    before = net(crops)
+    scenes, boxes = torch.randn(2, 3, 64, 64), torch.tensor([[0.0, 0.0, 64.0, 64.0], [8.0, 4.0, 40.0, 30.0]] * 2)
+    owner = torch.tensor([0, 0, 1, 1])
+    before = net(scenes, boxes, owner)
     plain = net.folded_trunk()
-    after = _PlainClassifier(plain, net.fc8).eval()(crops)
+    after = _PlainClassifier(plain, net.fc8, 7).eval()(scenes, boxes, owner)
     assert not any(isinstance(m, torch.nn.BatchNorm2d) for m in plain.features)
     torch.testing.assert_close(after, before, rtol=1e-4, atol=1e-4)
 
 
 def test_pretrained_file_loads_into_the_detector_trunk(tmp_path):
     settings = _tiny_settings()
-    out, report = tmp_path / "synth_crops.pth", tmp_path / "report.json"
+    out, report = tmp_path / "synth_scenes.pth", tmp_path / "report.json"
     result = pretrain_trunk(settings, out, report, progress=False)
     written = json.loads(report.read_text())
-    assert written["held_out"] == 18 and written["trained_on"] == 72 and len(written["epochs"]) == 1
+    assert written["held_out_scenes"] == 6 and written["trained_on_scenes"] == 24 and len(written["epochs"]) == 1
+    assert sum(written["items_per_class"].values()) == written["items"] > written["held_out_items"] > 0
     assert written["accuracy"] == result["accuracy"]
     assert abs(written["folded_accuracy"] - written["accuracy"]) < 1e-6   # the fold changes no prediction
     state = torch.load(out, weights_only=True)
@@ -100,14 +114,14 @@ def test_pretrained_file_loads_into_the_detector_trunk(tmp_path):
 
 
 def test_a_missing_pretrained_file_says_which_rule_makes_it(tmp_path):
-    entry = dict(_config()["weights"]["synth_crops"], path=str(tmp_path / "synth_crops.pth"))
-    with pytest.raises(FileNotFoundError, match=r"snakemake --cores 2 .*synth_crops.pth \(rule pretrain_trunk"):
+    entry = dict(_config()["weights"]["synth_scenes"], path=str(tmp_path / "synth_scenes.pth"))
+    with pytest.raises(FileNotFoundError, match=r"snakemake --cores 2 .*synth_scenes.pth \(rule pretrain_trunk"):
         build_backbone(SMALL, 16, weights_spec(entry), freeze=True)
 
 
-def test_held_out_must_leave_crops_to_train_on(tmp_path):
-    with pytest.raises(ValueError, match="held_out must be in 1..crops-1"):
-        pretrain_trunk(_tiny_settings(held_out=90), tmp_path / "w.pth", tmp_path / "r.json", progress=False)
+def test_held_out_must_leave_scenes_to_train_on(tmp_path):
+    with pytest.raises(ValueError, match="held_out must be in 1..scenes-1"):
+        pretrain_trunk(_tiny_settings(held_out=30), tmp_path / "w.pth", tmp_path / "r.json", progress=False)
     assert not (tmp_path / "w.pth").exists()
 
 
@@ -115,12 +129,12 @@ def test_weights_entry_with_pretraining_must_use_the_rule_output_path():
     config = _config()
     wf.check_references(config)
     moved = copy.deepcopy(config)
-    moved["weights"]["synth_crops"]["path"] = "data/weights/mine.pth"
-    with pytest.raises(ValueError, match="weights.synth_crops.path must be 'results/pretrained/synth_crops.pth'"):
+    moved["weights"]["synth_scenes"]["path"] = "data/weights/mine.pth"
+    with pytest.raises(ValueError, match="weights.synth_scenes.path must be 'results/pretrained/synth_scenes.pth'"):
         wf.check_references(moved)
     unknown = copy.deepcopy(config)
-    unknown["weights"]["synth_crops"]["pretraining"] = "imagenet_but_tiny"
-    with pytest.raises(ValueError, match="weights.synth_crops.pretraining = 'imagenet_but_tiny'"):
+    unknown["weights"]["synth_scenes"]["pretraining"] = "imagenet_but_tiny"
+    with pytest.raises(ValueError, match="weights.synth_scenes.pretraining = 'imagenet_but_tiny'"):
         wf.check_references(unknown)
     with pytest.raises(ValueError, match="names no pretraining recipe"):
         wf.pretrain_settings(config, "caffe_vgg16")
@@ -129,6 +143,6 @@ def test_weights_entry_with_pretraining_must_use_the_rule_output_path():
 def test_train_rounds_wait_for_the_pretrained_trunk():
     config = _config()
     settings = wf.run_settings(config, "synth", "wsjds")
-    assert wf.pretrained_inputs(settings) == ["results/pretrained/synth_crops.pth"]
+    assert wf.pretrained_inputs(settings) == ["results/pretrained/synth_scenes.pth"]
     assert wf.pretrained_inputs(wf.run_settings(config, "voc07", "wsjds")) == []
     assert isinstance(weights_spec(settings["weights"]), WeightsSpec)

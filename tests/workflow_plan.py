@@ -55,7 +55,7 @@ def tiny_config() -> dict:
         "training": {name: {"epochs": 1, "effective_batch": 3} for name in sorted(recipes)},
         "inference": {synth["inference"]: {"scales": [176], "flip": False}},
         "pretraining": {} if pretraining is None else
-        {pretraining: {"crops": 90, "held_out": 18, "epochs": 1, "batch": 24}},
+        {pretraining: {"scenes": 30, "held_out": 6, "side": 64, "epochs": 1, "batch": 8}},
     }
 
 

@@ -180,26 +180,39 @@ def generate_image(rng: np.random.Generator, config: SynthConfig) -> SynthImage:
     return scene.finish()
 
 
-def generate_crop(rng: np.random.Generator, config: SynthConfig, side: int, label: int,
-                  size_range: tuple[float, float], centre_jitter: float) -> SynthImage:
-    """One object-centric square crop (side x side) for trunk pretraining.
+def generate_pretraining_scene(rng: np.random.Generator, config: SynthConfig, side: int,
+                               labels: np.ndarray, size_range: tuple[float, float]) -> PretrainingScene:
+    """One square scene (side x side) for trunk pretraining, with a labelled box per visible item.
 
-    ``label`` indexes ``SYNTH_CLASSES + DISTRACTOR_KINDS``: one object of that class or one
-    distractor of that kind, ``size_range`` x ``side`` across and centred up to ``centre_jitter``
-    x ``side`` off the middle, on the generator's textured clutter background. Distractors are not
-    objects: their crop's ``objects`` list is empty.
+    ``labels`` index ``SYNTH_CLASSES + DISTRACTOR_KINDS``: each is one object of that class or one
+    distractor of that kind, ``size_range`` x ``side`` across, placed at random on the generator's
+    textured clutter background as in a dataset image (so features are learnt in context, the
+    way a detector's RoIs see them). Items left less visible than
+    ``config.difficult_visible_fraction``, or part objects whose marker is hidden, get no box.
     """
-    if not 0 <= label < len(SYNTH_CLASSES) + len(DISTRACTOR_KINDS):
-        raise ValueError(f"crop label {label} is outside 0..{len(SYNTH_CLASSES) + len(DISTRACTOR_KINDS) - 1}")
-    scene = _Scene(rng, side, side, side, config)
+    count = len(SYNTH_CLASSES) + len(DISTRACTOR_KINDS)
+    bad = [int(label) for label in labels if not 0 <= label < count]
+    if bad:
+        raise ValueError(f"pretraining scene label {bad[0]} is outside 0..{count - 1}")
+    scene = _Scene(rng, side, side, int(np.ceil(size_range[1] * side)) + 2, config)
     scene.paint_background()
-    size = rng.uniform(*size_range) * side
-    centre = tuple(side / 2 + rng.normal(0, centre_jitter * side, 2))
-    if label < len(SYNTH_CLASSES):
-        scene.place("object", label, centre, size)
-    else:
-        scene.place("distractor", None, centre, size, distractor_kind=label - len(SYNTH_CLASSES))
-    return scene.finish()
+    for label in labels:
+        size = rng.uniform(*size_range) * side
+        if label < len(SYNTH_CLASSES):
+            scene.place("object", int(label), None, size)
+        else:
+            scene.place("distractor", None, None, size, distractor_kind=int(label) - len(SYNTH_CLASSES))
+    return scene.labelled_items()
+
+
+@dataclass
+class PretrainingScene:
+    """A pretraining scene: ``image`` (H, W, 3) uint8 RGB; ``boxes`` (K, 4) float32 visible boxes
+    (package convention); ``labels`` (K,) int64 indices into ``SYNTH_CLASSES + DISTRACTOR_KINDS``."""
+
+    image: np.ndarray
+    boxes: np.ndarray
+    labels: np.ndarray
 
 
 class _Scene:
@@ -245,31 +258,58 @@ class _Scene:
             name = SYNTH_CLASSES[label] if kind == "object" else None
             _paint(self.canvas, head, lambda yy, xx: _marker(name, self.rng, head_centre, head_diameter, yy, xx))
         self.owner[full] = len(self.items)
-        self.items.append({"label": label if kind == "object" else None, "full": full, "head": head})
+        self.items.append({"label": label if kind == "object" else None, "full": full, "head": head,
+                           "distractor_kind": distractor_kind})
 
     def finish(self) -> SynthImage:
-        cfg, p = self.config, self.pad
-        noise = self.rng.normal(0, 4.0, self.canvas.shape).astype(np.float32)
-        image = np.clip(self.canvas + noise, 0, 255).round().astype(np.uint8)[p:p + self.height, p:p + self.width]
-        owner = self.owner[p:p + self.height, p:p + self.width]
+        """The image and its annotated objects (distractors carry no annotation)."""
+        image, owner = self._render()
         objects = []
         for index, item in enumerate(self.items):
             if item["label"] is None:
                 continue
-            visible = owner == index
-            box = mask_to_box(visible)
-            if box is None:
-                continue
-            full_area = item["full"].sum()
-            inside = item["full"][p:p + self.height, p:p + self.width].sum()
-            difficult = (visible.sum() < cfg.difficult_visible_fraction * full_area
-                         or min(box[2] - box[0], box[3] - box[1]) < cfg.difficult_min_side)
-            if item["head"] is not None:
-                head_full = item["head"].sum()
-                head_visible = (item["head"][p:p + self.height, p:p + self.width] & visible).sum()
-                difficult = difficult or head_visible < _MIN_HEAD_VISIBLE * head_full
-            objects.append(SynthObject(item["label"], visible, bool(difficult), bool(inside < full_area), box))
+            seen = self._visibility(index, item, owner)
+            if seen is not None:
+                objects.append(SynthObject(item["label"], *seen))
         return SynthImage(image, objects)
+
+    def labelled_items(self) -> "PretrainingScene":
+        """The image and a box per clearly visible item, objects and distractors alike, labelled by
+        class (objects) or by ``len(SYNTH_CLASSES)`` + distractor kind."""
+        image, owner = self._render()
+        boxes, labels = [], []
+        for index, item in enumerate(self.items):
+            seen = self._visibility(index, item, owner)
+            if seen is None or seen[1]:   # gone, or difficult
+                continue
+            boxes.append(seen[3])
+            labels.append(item["label"] if item["label"] is not None
+                          else len(SYNTH_CLASSES) + item["distractor_kind"])
+        return PretrainingScene(image, np.array(boxes, np.float32).reshape(-1, 4), np.array(labels, np.int64))
+
+    def _render(self) -> tuple[np.ndarray, np.ndarray]:
+        """(H, W, 3) uint8 image with sensor noise, and (H, W) owner indices, without the padding."""
+        p = self.pad
+        noise = self.rng.normal(0, 4.0, self.canvas.shape).astype(np.float32)
+        image = np.clip(self.canvas + noise, 0, 255).round().astype(np.uint8)[p:p + self.height, p:p + self.width]
+        return image, self.owner[p:p + self.height, p:p + self.width]
+
+    def _visibility(self, index: int, item: dict, owner: np.ndarray) -> tuple | None:
+        """(visible mask, difficult, truncated, box) of item ``index``, or None when no pixel shows."""
+        cfg, p = self.config, self.pad
+        visible = owner == index
+        box = mask_to_box(visible)
+        if box is None:
+            return None
+        full_area = item["full"].sum()
+        inside = item["full"][p:p + self.height, p:p + self.width].sum()
+        difficult = (visible.sum() < cfg.difficult_visible_fraction * full_area
+                     or min(box[2] - box[0], box[3] - box[1]) < cfg.difficult_min_side)
+        if item["head"] is not None:
+            head_full = item["head"].sum()
+            head_visible = (item["head"][p:p + self.height, p:p + self.width] & visible).sum()
+            difficult = difficult or head_visible < _MIN_HEAD_VISIBLE * head_full
+        return visible, bool(difficult), bool(inside < full_area), box
 
     def _occlusion_ok(self, new_mask: np.ndarray) -> bool:
         for index, item in enumerate(self.items):

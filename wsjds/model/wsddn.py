@@ -45,7 +45,7 @@ class WSDDNHead(nn.Module):
                 proposal_scores: torch.Tensor | None = None) -> WSDDNOutput:
         """``features`` (1, C5, h, w); ``rois`` (R, 4) package-convention boxes in input-image pixels;
         ``proposal_scores`` (R,) or None."""
-        pooled = roi_pool(features, _caffe_rois(rois), self.roi_size, self.spatial_scale)  # (R, C5, 7, 7)
+        pooled = roi_pool(features, caffe_rois(rois), self.roi_size, self.spatial_scale)  # (R, C5, 7, 7)
         if self.score_boost and proposal_scores is not None:
             pooled = pooled * (1.0 + proposal_scores).view(-1, 1, 1, 1)
         hidden = self.dropout(F.relu(self.fc6(pooled.flatten(1))))
@@ -96,8 +96,10 @@ def caffe2_xavier_(layer: nn.Module) -> None:
     nn.init.zeros_(layer.bias)
 
 
-def _caffe_rois(rois: torch.Tensor) -> torch.Tensor:
-    """(R, 4) continuous boxes -> (R, 5) [batch 0, x1, y1, x2 - 1, y2 - 1]: roi_pool follows Caffe's
-    inclusive-pixel convention (it adds 1 to the rounded width), like the authors' RoIPoolF."""
+def caffe_rois(rois: torch.Tensor, batch_index: torch.Tensor | None = None) -> torch.Tensor:
+    """(R, 4) continuous boxes -> (R, 5) [batch, x1, y1, x2 - 1, y2 - 1] for ``roi_pool``, which follows
+    Caffe's inclusive-pixel convention (it adds 1 to the rounded width), like the authors' RoIPoolF.
+    ``batch_index`` (R,) names each box's image in a batch; None: all in image 0."""
     inclusive = torch.cat([rois[:, :2], rois[:, 2:] - 1.0], dim=1)
-    return torch.cat([rois.new_zeros(len(rois), 1), inclusive], dim=1)
+    index = rois.new_zeros(len(rois), 1) if batch_index is None else batch_index.to(rois.dtype).view(-1, 1)
+    return torch.cat([index, inclusive], dim=1)
