@@ -89,7 +89,7 @@ class Scenes:
 
 def pretrain_trunk(settings: Mapping[str, Any], out: str | Path, report: str | Path,
                    progress: bool = True) -> dict[str, Any]:
-    """Train the trunk of ``settings["model"]`` on crops and write it to ``out`` (atomically).
+    """Train the trunk of ``settings["model"]`` on synthetic scenes and write it to ``out`` (atomically).
 
     ``settings`` holds ``model`` (a models.<name> entry), ``weights`` (its weights entry: the pixel
     convention) and ``pretraining`` (a :class:`PretrainConfig` entry). Returns the report also

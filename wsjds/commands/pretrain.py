@@ -1,4 +1,4 @@
-"""``wsjds pretrain``: pretrain a trunk on synthetic object crops (the synthetic stand-in for ImageNet)."""
+"""``wsjds pretrain``: pretrain a trunk on synthetic scenes (the synthetic stand-in for ImageNet)."""
 
 from __future__ import annotations
 
@@ -9,8 +9,8 @@ from pathlib import Path
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser(
-        "pretrain", help="pretrain a trunk on synthetic object crops and write it as a VGG16 state dict",
-        description="Supervised classification of object-centric synthetic crops; BatchNorm folded into the "
+        "pretrain", help="pretrain a trunk on synthetic scenes and write it as a VGG16 state dict",
+        description="Supervised classification of the RoI-pooled items of synthetic scenes; BatchNorm folded into the "
                     "convs at the end; the trunk and fc6/fc7 are written in torchvision's VGG16 key layout.")
     parser.add_argument("--settings", required=True,
                         help="JSON of the resolved settings (rule pretrain_settings writes it)")
