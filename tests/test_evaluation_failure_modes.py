@@ -8,28 +8,14 @@ import numpy as np
 import pytest
 
 from wsjds.cli import main
-from wsjds.evaluation import FlatDetections, GroundTruth, evaluate_corloc
+from test_evaluation_corloc import make_dets, make_gt   # the hand-built ground truth of the CorLoc tests
+from wsjds.evaluation import evaluate_corloc
 from wsjds.evaluation.failure_modes import OUTCOMES, classify, evaluate_failure_modes
 
-CLASSES = ("a", "b")
 LEFT, RIGHT = (0, 0, 40, 40), (50, 0, 90, 40)        # two instances side by side
 BOTH = (0, 0, 90, 40)                                  # around both: IoU with each 1600 / 3600 = 0.44
 HEAD = (0, 0, 15, 15)                                  # 225 px, all inside LEFT: IoU 225 / 1600 = 0.14
 ASIDE = (200, 200, 240, 240)
-
-
-def make_gt(objects, num_images=4):
-    return GroundTruth(
-        image_ids=tuple(f"i{k}" for k in range(num_images)), classes=CLASSES,
-        image_index=np.array([o[0] for o in objects], np.int64),
-        boxes=np.array([o[2] for o in objects], np.float32).reshape(-1, 4),
-        labels=np.array([o[1] for o in objects], np.int64),
-        difficult=np.array([o[3] for o in objects], bool))
-
-
-def make_dets(gt, dets):
-    return FlatDetections.from_lists(gt.image_ids, [d[0] for d in dets], [d[2] for d in dets],
-                                     [d[3] for d in dets], [d[1] for d in dets])
 
 
 @pytest.mark.parametrize("box, expected", [
@@ -61,7 +47,7 @@ def test_fractions_counts_and_the_multi_instance_rate():
     gt = make_gt([(0, 0, LEFT, False), (0, 0, RIGHT, False),     # image 0: two a's
                   (1, 0, LEFT, False),                           # image 1: one a
                   (2, 0, LEFT, True),                            # image 2: only a difficult a: not counted
-                  (3, 1, LEFT, False)])                          # image 3: one b, no detection of it
+                  (3, 1, LEFT, False)], num_images=4)            # image 3: one b, no detection of it
     dets = make_dets(gt, [
         (0, 0, (2, 0, 42, 40), 0.3), (0, 0, BOTH, 0.9),          # top of image 0 is the merged box
         (1, 0, HEAD, 0.8), (1, 0, LEFT, 0.1),                    # top of image 1 is the head
@@ -79,7 +65,8 @@ def test_fractions_counts_and_the_multi_instance_rate():
 
 
 def test_correct_equals_pooled_corloc_hits():
-    gt = make_gt([(0, 0, LEFT, False), (1, 0, LEFT, False), (2, 1, RIGHT, False), (3, 1, RIGHT, False)])
+    gt = make_gt([(0, 0, LEFT, False), (1, 0, LEFT, False), (2, 1, RIGHT, False), (3, 1, RIGHT, False)],
+                 num_images=4)
     dets = make_dets(gt, [(0, 0, LEFT, 0.9), (1, 0, ASIDE, 0.9), (2, 1, RIGHT, 0.5), (3, 1, RIGHT, 0.5)])
     failures = evaluate_failure_modes(gt, dets, 0.5, 0.7, 0.8)
     corloc = evaluate_corloc(gt, dets)
