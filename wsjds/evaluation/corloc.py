@@ -45,11 +45,7 @@ def evaluate_corloc(gt: GroundTruth, dets: FlatDetections, definition: str = DEF
     keep = ~gt.difficult if definition == "authors" else np.ones_like(gt.difficult)
     counted[gt.image_index[keep], gt.labels[keep]] = True
 
-    # The top detection of each (image, class): rank by score (stable), then take the first per key.
-    by_score = np.argsort(-dets.scores, kind="stable")
-    key = dets.image_index[by_score] * num_classes + dets.labels[by_score]
-    _, first = np.unique(key, return_index=True)
-    top = by_score[first]
+    top = top_detections(dets, num_classes)
     overlap, _ = best_overlaps(gt, dets.image_index[top], dets.labels[top], dets.boxes[top])
     hit = np.zeros((num_images, num_classes), dtype=bool)
     hit[dets.image_index[top], dets.labels[top]] = overlap > iou_threshold
@@ -68,3 +64,12 @@ def evaluate_corloc(gt: GroundTruth, dets: FlatDetections, definition: str = DEF
         "classes_without_ground_truth": undefined,
     }
     return MetricResult("corloc", per_class, mean_of_defined(list(per_class.values())), details)
+
+
+def top_detections(dets: FlatDetections, num_classes: int) -> np.ndarray:
+    """Indices into ``dets`` of the highest-scoring detection of each (image, class) that has one;
+    ties go to the first in input order (a stable sort by score, then the first per key)."""
+    by_score = np.argsort(-dets.scores, kind="stable")
+    key = dets.image_index[by_score] * num_classes + dets.labels[by_score]
+    _, first = np.unique(key, return_index=True)
+    return by_score[first]

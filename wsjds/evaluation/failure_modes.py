@@ -22,9 +22,10 @@ from collections import Counter
 
 import numpy as np
 
+from wsjds.boxes import box_area, box_intersection, box_iou
+from wsjds.evaluation.corloc import top_detections
 from wsjds.evaluation.detections_io import FlatDetections
 from wsjds.evaluation.ground_truth import GroundTruth
-from wsjds.evaluation.matching import paired_iou
 from wsjds.evaluation.result import MetricResult
 
 OUTCOMES: tuple[str, ...] = ("correct", "merged", "part", "other", "missed")
@@ -40,12 +41,16 @@ def evaluate_failure_modes(gt: GroundTruth, dets: FlatDetections, iou_threshold:
             raise ValueError(f"failure modes: {name} must be in (0, 1], got {value}")
     if dets.image_ids != gt.image_ids:
         raise ValueError("detections and ground truth index different image lists")
-    top = _top_detections(dets, gt.num_classes)
+    top = {(int(dets.image_index[d]), int(dets.labels[d])): dets.boxes[d]
+           for d in top_detections(dets, gt.num_classes)}
+    instances_of: dict[tuple[int, int], list[int]] = {}
+    for g, (image, label) in enumerate(zip(gt.image_index.tolist(), gt.labels.tolist())):
+        instances_of.setdefault((image, label), []).append(g)
     counts = {name: Counter() for name in gt.classes}
     multi = Counter()
     counted_pairs = sorted({(int(i), int(c)) for i, c in zip(gt.image_index[~gt.difficult], gt.labels[~gt.difficult])})
     for image, label in counted_pairs:
-        instances = gt.boxes[(gt.image_index == image) & (gt.labels == label)].astype(np.float64)
+        instances = gt.boxes[instances_of[(image, label)]]
         box = top.get((image, label))
         outcome = "missed" if box is None else classify(box, instances, iou_threshold, instance_cover, part_inside)
         counts[gt.classes[label]][outcome] += 1
@@ -69,33 +74,13 @@ def evaluate_failure_modes(gt: GroundTruth, dets: FlatDetections, iou_threshold:
 def classify(box: np.ndarray, instances: np.ndarray, iou_threshold: float, instance_cover: float,
              part_inside: float) -> str:
     """The outcome of one detection ``box`` (4,) against its class's ``instances`` (N, 4) in the image."""
-    box = np.asarray(box, np.float64)
-    iou = paired_iou(np.repeat(box[None], len(instances), 0), instances)
-    if (iou > iou_threshold).any():
+    box = np.asarray(box, np.float64).reshape(1, 4)
+    if (box_iou(box, instances)[0] > iou_threshold).any():
         return "correct"
-    inter = _intersection(box, instances)
-    instance_area = _area(instances)
-    covered = inter >= instance_cover * np.maximum(instance_area, 1e-12)
+    inter = box_intersection(box, instances)[0]
+    covered = inter >= instance_cover * np.maximum(box_area(instances), 1e-12)
     if covered.sum() >= 2:
         return "merged"
-    if (inter >= part_inside * max(_area(box[None])[0], 1e-12)).any():
+    if (inter >= part_inside * max(float(box_area(box)[0]), 1e-12)).any():
         return "part"
     return "other"
-
-
-def _top_detections(dets: FlatDetections, num_classes: int) -> dict[tuple[int, int], np.ndarray]:
-    """(image index, class) -> box of the highest-scoring detection (ties: the first in input order)."""
-    by_score = np.argsort(-dets.scores, kind="stable")
-    key = dets.image_index[by_score] * num_classes + dets.labels[by_score]
-    _, first = np.unique(key, return_index=True)
-    return {(int(dets.image_index[d]), int(dets.labels[d])): dets.boxes[d] for d in by_score[first]}
-
-
-def _intersection(box: np.ndarray, others: np.ndarray) -> np.ndarray:
-    w = np.clip(np.minimum(box[2], others[:, 2]) - np.maximum(box[0], others[:, 0]), 0, None)
-    h = np.clip(np.minimum(box[3], others[:, 3]) - np.maximum(box[1], others[:, 1]), 0, None)
-    return w * h
-
-
-def _area(boxes: np.ndarray) -> np.ndarray:
-    return np.clip(boxes[:, 2] - boxes[:, 0], 0, None) * np.clip(boxes[:, 3] - boxes[:, 1], 0, None)

@@ -21,7 +21,7 @@ from wsjds.data.errors import DatasetError
 from wsjds.io import atomic_path
 from wsjds.report.paper import PAPER, PAPER_YEAR, PERCENT, TABLE1_WSOD_AP, TABLE2_FRCNN_AP, TABLE3_WSOD_CORLOC
 from wsjds.report.plotting import pyplot
-from wsjds.report.tables import read_metrics
+from wsjds.report.tables import read_json_file, read_metrics
 
 BASELINE = "wsddn"           # Table 1's first row (WSDDN*)
 FULL = "wsjds"               # Table 1's last row (WSOD <=> WSSS), the one Fast R-CNN retrains on in Table 2
@@ -138,18 +138,16 @@ def _mean(path: str | Path, key: str) -> float:
 def _failure_statistics(runs: Sequence[AblationRun]) -> dict[str, Any]:
     """Per outcome of the top box per (image, class) (correct, merged, part, other, missed), and for
     merged among the pairs with two or more instances: mean, std and per-seed fraction."""
-    import json
-
     from wsjds.evaluation.failure_modes import OUTCOMES
 
     loaded = {}
     for run in runs:
-        try:
-            loaded[run.seed] = json.loads(Path(run.failures).read_text())
-            fractions = loaded[run.seed]["fractions"]
-        except (OSError, ValueError, KeyError, TypeError) as exc:
-            raise DatasetError(f"not a failure-modes JSON of `wsjds evaluate failures` ({exc})",
-                               path=run.failures) from None
+        data = read_json_file(run.failures, "failure-modes file")
+        if not isinstance(data, dict) or not isinstance(data.get("fractions"), dict) \
+                or any(o not in data["fractions"] for o in OUTCOMES):
+            raise DatasetError(f"not a failure-modes JSON of `wsjds evaluate failures` (needs fractions of "
+                               f"{list(OUTCOMES)})", path=run.failures)
+        loaded[run.seed] = data
     stats = {o: _statistics({seed: float(data["fractions"][o] or 0.0) for seed, data in loaded.items()})
              for o in OUTCOMES}
     multi = {seed: data.get("merged_of_multi_instance") for seed, data in loaded.items()}

@@ -100,7 +100,7 @@ def ablation_runs(config: Mapping, ds: str) -> list[AblationRun]:
 
 
 def ablation_inputs(config: Mapping, ds: str) -> dict[str, str]:
-    """Named inputs of rule ablation: ``{method}_seed{N}_{wsod_map,wsod_corloc,frcnn_map}``."""
+    """Named inputs of rule ablation: ``{method}_seed{N}_{wsod_map,wsod_corloc,frcnn_map,failures}``."""
     inputs = {}
     for run in ablation_runs(config, ds):
         for key in ("wsod_map", "wsod_corloc", "frcnn_map", "failures"):
@@ -113,11 +113,12 @@ def ablation_inputs(config: Mapping, ds: str) -> dict[str, str]:
 def ablation_flags(config: Mapping, ds: str) -> str:
     """``wsjds report ablation`` flags: the seeds, one ``--run`` per :func:`ablation_runs` entry, the
     figure's layout, and the paper's markers on VOC2007 (the paper's data)."""
+    ablation = ablation_runs(config, ds)
     runs = [" ".join(["--run", run.method, str(run.seed), *(shlex.quote(str(p)) for p in
                                                             (run.wsod_map, run.wsod_corloc, run.frcnn_map) if p)])
-            for run in ablation_runs(config, ds)]
+            for run in ablation]
     runs += [f"--failures {run.method} {run.seed} {shlex.quote(str(run.failures))}"
-             for run in ablation_runs(config, ds) if run.failures is not None]
+             for run in ablation if run.failures is not None]
     style = {"panel_inches": config["report"]["ablation"]["panel_inches"], "dpi": config["report"]["dpi"],
              "show_paper": paper_method(config, ds, wf.DEFAULT_METHOD) is not None}
     return " ".join([wf.cli_flags({"seeds": config["ablation"]["seeds"]}), *runs, wf.cli_flags(style)])
