@@ -61,11 +61,11 @@ def measure(method_name: str, args: argparse.Namespace) -> dict:
     torch.manual_seed(0)
     config = yaml.safe_load((REPO / "config.yaml").read_text())
     model_cfg = dict(config["models"][args.model])
-    weights = weights_spec({**config["weights"][model_cfg["weights"]], "path": None})   # timing needs no file
+    weights = weights_spec(config["weights"][model_cfg["weights"]], with_file=False)   # timing needs no file
     method = Method.from_config(config["methods"][method_name])
     model = build_model(model_cfg, weights, 6, method.segmentation).to(args.device).train()
     cfg = dataclasses.replace(CGLConfig.from_config(config["cgl"]), tau=0.0)
-    center = CenterLoss(6, model_cfg["fc_dim"]).to(args.device)
+    center = CenterLoss(6, model.detection.fc7.out_features).to(args.device)
 
     sample = generate_image(np.random.default_rng([0, 0, 3]), SynthConfig())
     rgb = torch.from_numpy(sample.image).permute(2, 0, 1).float()[None]
@@ -79,7 +79,7 @@ def measure(method_name: str, args: argparse.Namespace) -> dict:
     rois = torch.cat([corner, torch.minimum(corner + size, torch.tensor([float(width), float(height)]))], 1)
     labels = torch.zeros(6)
     labels[[o.label for o in sample.objects]] = 1
-    image = model.pixels.normalise(rgb[0])[None].to(args.device)
+    image = rgb.to(args.device)
     rois, labels = rois.to(args.device), labels.to(args.device)
 
     times = []

@@ -36,7 +36,10 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--root", default=str(REPO / "results/synth/dataset"), help="the synthetic dataset")
     parser.add_argument("--model", default="vgg16_small", help="models.<name> of config.yaml")
-    parser.add_argument("--weights", required=True, help="a VGG16-layout state dict, or 'none' (random trunk)")
+    parser.add_argument("--weights", default="entry",
+                        help="'entry' (the model's weights entry), a state-dict file of its family, or 'none' (random trunk)")
+    parser.add_argument("--features", choices=["fc7", "pooled"], default="fc7",
+                        help="probe fc7 (a pretrained box head) or the RoI-pooled trunk map (fresh fc6/fc7)")
     parser.add_argument("--scale", type=int, default=176, help="shorter image side (synth_cpu's middle scale)")
     parser.add_argument("--background", type=int, default=3, help="background boxes per image")
     parser.add_argument("--steps", type=int, default=500, help="full-batch Adam steps of the probe")
@@ -45,10 +48,12 @@ def main() -> None:
 
     config = yaml.safe_load((REPO / "config.yaml").read_text())
     model_cfg = dict(config["models"][args.model])
-    entry = dict(config["weights"][model_cfg["weights"]], path=None if args.weights == "none" else args.weights)
+    entry = dict(config["weights"][model_cfg["weights"]])
+    if args.weights not in ("entry", "none"):
+        entry.update(path=args.weights, package=None)
     torch.manual_seed(args.seed)
     classes = tuple(classes_for("synthetic"))
-    model = build_model(model_cfg, weights_spec(entry), len(classes), with_segmentation=False).eval()
+    model = build_model(model_cfg, weights_spec(entry, with_file=args.weights != "none"), len(classes), with_segmentation=False).eval()
     train_x, train_y = features(model, VOCDataset(args.root, "trainval", classes), args)
     test_x, test_y = features(model, VOCDataset(args.root, "test", classes), args)
     predicted = fit_probe(train_x, train_y, test_x, len(classes) + 1, args.steps)
@@ -78,9 +83,10 @@ def features(model, dataset: VOCDataset, args: argparse.Namespace) -> tuple[torc
         background = _background_boxes(rng, boxes, resized.shape[1], resized.shape[0], args.background)
         boxes = torch.cat([boxes, background])
         labels += [len(dataset.classes)] * len(background)
-        tensor = model.pixels.normalise(torch.from_numpy(resized).permute(2, 0, 1))[None]
-        pooled = roi_pool(model.backbone(tensor), caffe_rois(boxes), head.roi_size, head.spatial_scale)
-        out_x.append(F.relu(head.fc7(F.relu(head.fc6(pooled.flatten(1))))))
+        tensor = torch.from_numpy(resized).permute(2, 0, 1).float()[None]
+        pooled = roi_pool(model.features(tensor), caffe_rois(boxes), head.roi_size,
+                          head.spatial_scale).flatten(1)
+        out_x.append(pooled if args.features == "pooled" else F.relu(head.fc7(F.relu(head.fc6(pooled)))))
         out_y += labels
     return torch.cat(out_x), torch.tensor(out_y)
 

@@ -131,7 +131,8 @@ def tiny_model() -> WSJDSModel:
     trunk = VGGC5D((2, 2, 3, 3, 3), fc_dim=8)
     fc6, fc7 = trunk.take_classifier()
     head = WSDDNHead(3, 8, num_classes=3, dropout=0.0, fc6=fc6, fc7=fc7)
-    return WSJDSModel(trunk, head, None, PixelConvention("RGB", 1.0, (0.5,) * 3, (0.25,) * 3), freeze_backbone=True)
+    trunk.freeze(len(trunk.layers))
+    return WSJDSModel(trunk, head, None, PixelConvention("RGB", 1.0, (0.5,) * 3, (0.25,) * 3))
 
 
 @pytest.mark.parametrize("batched", [True, False])

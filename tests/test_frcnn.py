@@ -82,18 +82,18 @@ def test_eval_outputs_and_test_time_boxes(setup):
     model = build_frcnn(settings).eval()
     image = np.random.default_rng(0).integers(0, 255, (60, 70, 3), dtype=np.uint8)
     boxes = np.array([[0, 0, 30, 30], [10, 20, 70, 60]], np.float32)
-    probs, decoded = model(model.pixels.normalise(torch.from_numpy(image).permute(2, 0, 1))[None], torch.from_numpy(boxes))
+    probs, decoded = model(torch.from_numpy(image).permute(2, 0, 1).float()[None], torch.from_numpy(boxes))
     assert probs.shape == (2, 7) and torch.allclose(probs.sum(1), torch.ones(2)) and decoded.shape == (2, 7, 4)
     cfg = InferenceConfig(scales=(48, 64), max_side=200, flip=True, max_proposals=10, nms_iou=0.5,
                           max_detections=100, score_threshold=1e-9)
-    scores, out = frcnn_scores(model, model.pixels, image, boxes, cfg, torch.device("cpu"))
+    scores, out = frcnn_scores(model, image, boxes, cfg, torch.device("cpu"))
     assert scores.shape == (2, 6) and out.shape == (2, 6, 4)
     assert (out[..., [0, 2]] >= 0).all() and (out[..., [0, 2]] <= 70).all() and (out[..., [1, 3]] <= 60).all()
 
 
 def test_init_from_the_wsod_model_copies_trunk_and_fc(setup):
     *_, settings = setup
-    wsod = build_model(settings["model"], weights_spec({**settings["weights"], "path": None}), 6, False)
+    wsod = build_model(settings["model"], weights_spec(settings["weights"], with_file=False), 6, False)
     settings = {**settings, "frcnn": {**settings["frcnn"], "init": "wsod"}}
     model = build_frcnn(settings, wsod_state=wsod.state_dict())
     assert torch.equal(model.backbone.features[0].weight, wsod.backbone.features[0].weight)

@@ -40,7 +40,8 @@ def tiny_model() -> WSJDSModel:
     trunk = VGGC5D((4, 4, 8, 8, 8), fc_dim=16)
     fc6, fc7 = trunk.take_classifier()
     head = WSDDNHead(8, 16, len(SYNTH_CLASSES), fc6=fc6, fc7=fc7, score_boost=False)
-    return WSJDSModel(trunk, head, None, PixelConvention("RGB", 1.0, (0.5,) * 3, (0.25,) * 3), True).eval()
+    trunk.freeze(len(trunk.layers))
+    return WSJDSModel(trunk, head, None, PixelConvention("RGB", 1.0, (0.5,) * 3, (0.25,) * 3)).eval()
 
 
 def test_test_time_passes_are_averaged(tmp_path):

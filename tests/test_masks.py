@@ -30,7 +30,7 @@ from wsjds.masks import (MaskConfig, MaskParams, box_mask, box_window, class_pro
 from wsjds.model.wsjds import build_model, weights_spec
 from wsjds.train import CHECKPOINT_FORMAT, CHECKPOINT_VERSION
 
-TINY_MODEL = {"widths": [4, 4, 8, 8, 8], "fc_dim": 16, "weights": "scratch", "freeze_backbone": False,
+TINY_MODEL = {"backbone": "vgg_c5d", "trainable_stages": 0, "trunk_lr_mult": 1.0, "widths": [4, 4, 8, 8, 8], "fc_dim": 16, "weights": "scratch", "freeze_backbone": False,
               "roi_size": 3, "dropout": 0.5, "score_boost": False, "aspp_rates": [1, 2], "aspp_hidden": 8,
               "group_norm": 0}
 SCRATCH = {"path": None, "channel_order": "RGB", "scale": 1, "mean": [0.5, 0.5, 0.5], "std": [0.25, 0.25, 0.25]}
@@ -39,7 +39,7 @@ PARAMS = MaskParams(scale=64, max_side=128, flip=False, threshold=0.5, crf=CRFPa
 
 def _tiny_model(num_classes: int, segmentation: bool = True, seed: int = 0):
     torch.manual_seed(seed)
-    return build_model(TINY_MODEL, weights_spec(SCRATCH), num_classes, segmentation).eval()
+    return build_model(TINY_MODEL, weights_spec(SCRATCH, with_file=False), num_classes, segmentation).eval()
 
 
 # --- RLE ---------------------------------------------------------------------------------------

@@ -8,11 +8,17 @@ import pytest
 import torch
 import torchvision
 
-from wsjds.model.backbone import PixelConvention, VGGC5D, WeightsSpec, build_backbone
+from wsjds.model.backbone import PixelConvention, VGGC5D, WeightsSpec
+from wsjds.model.backbones import build_backbone
 from wsjds.model.wsddn import WSDDNHead, image_bce, two_stream_scores
 
 SMALL = (4, 4, 8, 8, 8)
 RGB01 = PixelConvention("RGB", 1.0, (0.5, 0.5, 0.5), (0.25, 0.25, 0.25))
+
+
+def vgg_cfg(widths=SMALL, fc_dim=16, freeze=False, group_norm=0) -> dict:
+    return {"backbone": "vgg_c5d", "widths": list(widths), "fc_dim": fc_dim, "roi_size": 7, "group_norm": group_norm,
+            "freeze_backbone": freeze, "trainable_stages": 0}
 
 
 @pytest.mark.parametrize("height, width", [(480, 640), (161, 223), (64, 72)])
@@ -29,7 +35,7 @@ def test_group_norm_variant_keeps_the_c5d_geometry(tmp_path):
     path = tmp_path / "vgg16.pth"
     torch.save({}, path)
     with pytest.raises(ValueError, match="GroupNorm"):
-        build_backbone(SMALL, 16, WeightsSpec(str(path), RGB01), freeze=False, group_norm=2)
+        build_backbone(vgg_cfg(group_norm=2), WeightsSpec(str(path), RGB01))
 
 
 def test_full_width_backbone_is_torchvision_vgg16_with_c5d_surgery():
@@ -46,18 +52,19 @@ def test_weights_load_from_a_torchvision_layout_file_and_freeze(tmp_path):
     reference = torchvision.models.vgg16(weights=None)
     path = tmp_path / "vgg16.pth"
     torch.save(reference.state_dict(), path)
-    trunk = build_backbone((64, 128, 256, 512, 512), 4096, WeightsSpec(str(path), RGB01), freeze=True)
+    parts = build_backbone(vgg_cfg((64, 128, 256, 512, 512), 4096, freeze=True), WeightsSpec(str(path), RGB01))
+    trunk = parts.trunk
     assert torch.equal(trunk.features[0].weight, reference.features[0].weight)
     assert torch.equal(trunk.features[28].weight, reference.features[28].weight)
-    assert torch.equal(trunk.fc6.weight, reference.classifier[0].weight)
+    assert torch.equal(parts.fc6.weight, reference.classifier[0].weight) and parts.out_dim == 4096
     assert not any(p.requires_grad for p in trunk.features.parameters())
-    assert trunk.fc6.weight.requires_grad
+    assert parts.fc6.weight.requires_grad
 
 
 def test_missing_weights_file_names_the_path_and_how_to_get_it(tmp_path):
     missing = tmp_path / "nope" / "vgg16.pth"
     with pytest.raises(FileNotFoundError) as info:
-        build_backbone(SMALL, 16, WeightsSpec(str(missing), RGB01), freeze=False)
+        build_backbone(vgg_cfg(), WeightsSpec(str(missing), RGB01))
     assert str(missing) in str(info.value) and "vgg16-397923af.pth" in str(info.value)
 
 

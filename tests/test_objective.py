@@ -49,12 +49,12 @@ def test_every_variant_trains_one_step(config, sample, method_name):
     rgb, rois, labels = sample
     method = Method.from_config(config["methods"][method_name])
     model_cfg = config["models"]["vgg16_small"]
-    model = build_model(model_cfg, weights_spec(config["weights"]["scratch"]), 6, method.segmentation)  # random trunk
+    model = build_model(model_cfg, weights_spec(config["weights"]["scratch"], with_file=False), 6, method.segmentation)  # random trunk
     model.train()
     # tau = 0 opens the score gate, so an untrained network exercises every guidance path
     cfg = dataclasses.replace(CGLConfig.from_config(config["cgl"]), tau=0.0)
     center = CenterLoss(6, model_cfg["fc_dim"], generator=torch.Generator().manual_seed(0))
-    objective = cgl_objective(model, model.pixels.normalise(rgb)[None], rois, None, labels, method, cfg,
+    objective = cgl_objective(model, rgb[None], rois, None, labels, method, cfg,
                               guidance_active=True, center=center)
     assert set(objective.terms) == EXPECTED_TERMS[method_name]
     assert torch.isfinite(objective.loss)
@@ -72,12 +72,12 @@ def test_after_the_guidance_horizon_the_detector_trains_as_wsddn(config, sample)
     rgb, rois, labels = sample
     method = Method.from_config(config["methods"]["wsjds"])
     model_cfg = config["models"]["vgg16_small"]
-    model = build_model(model_cfg, weights_spec(config["weights"]["scratch"]), 6, True).eval()
+    model = build_model(model_cfg, weights_spec(config["weights"]["scratch"], with_file=False), 6, True).eval()
     cfg = dataclasses.replace(CGLConfig.from_config(config["cgl"]), tau=0.0)
-    late = cgl_objective(model, model.pixels.normalise(rgb)[None], rois, None, labels, method, cfg, guidance_active=False)
+    late = cgl_objective(model, rgb[None], rois, None, labels, method, cfg, guidance_active=False)
     assert "seed" not in late.terms and "center" not in late.terms     # §3.4 degenerate seeds fixed by default
     parity = dataclasses.replace(cfg, parity_seeds_after_guidance=True)
-    late_parity = cgl_objective(model, model.pixels.normalise(rgb)[None], rois, None, labels, method, parity,
+    late_parity = cgl_objective(model, rgb[None], rois, None, labels, method, parity,
                                 guidance_active=False)
     assert "seed" in late_parity.terms and late_parity.stats["seed_fg"] == 0.0
     # W = 1 for both MIL copies: (1.0 + 0.1) x the plain image-level BCE, as in the authors' code

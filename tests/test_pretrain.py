@@ -13,13 +13,18 @@ import yaml
 
 from wsjds import workflow as wf
 from wsjds.data.synthetic import DISTRACTOR_KINDS, SynthConfig, generate_pretraining_scene
-from wsjds.model.backbone import VGGC5D, WeightsSpec, build_backbone
+from wsjds.model.backbone import VGGC5D, WeightsSpec
+from wsjds.model.backbones import build_backbone
 from wsjds.model.wsjds import weights_spec
 from wsjds.pretrain import PRETRAIN_CLASSES, PretrainConfig, SceneClassifier, _PlainClassifier, jitter_boxes, \
     make_scenes, pretrain_trunk
 from conftest import REPO
 
 SMALL = (4, 4, 8, 8, 8)
+
+
+def _small_model() -> dict:
+    return {**_config()["models"]["vgg16_small"], "widths": list(SMALL), "fc_dim": 16}
 
 
 def _config() -> dict:
@@ -107,16 +112,17 @@ def test_pretrained_file_loads_into_the_detector_trunk(tmp_path):
     state = torch.load(out, weights_only=True)
     assert {"features.0.weight", "features.28.bias", "classifier.0.weight", "classifier.3.bias"} <= set(state)
     entry = dict(settings["weights"], path=str(out))
-    trunk = build_backbone(SMALL, 16, weights_spec(entry), freeze=True)
+    parts = build_backbone(_small_model(), weights_spec(entry), freeze=True)
+    trunk = parts.trunk
     torch.testing.assert_close(trunk.features[0].weight, state["features.0.weight"])
-    torch.testing.assert_close(trunk.fc6.weight, state["classifier.0.weight"])
+    torch.testing.assert_close(parts.fc6.weight, state["classifier.0.weight"])
     assert not any(p.requires_grad for p in trunk.features.parameters())
 
 
 def test_a_missing_pretrained_file_says_which_rule_makes_it(tmp_path):
     entry = dict(_config()["weights"]["synth_scenes"], path=str(tmp_path / "synth_scenes.pth"))
     with pytest.raises(FileNotFoundError, match=r"snakemake --cores 2 .*synth_scenes.pth \(rule pretrain_trunk"):
-        build_backbone(SMALL, 16, weights_spec(entry), freeze=True)
+        build_backbone(_small_model(), weights_spec(entry), freeze=True)
 
 
 def test_held_out_must_leave_scenes_to_train_on(tmp_path):
@@ -142,7 +148,9 @@ def test_weights_entry_with_pretraining_must_use_the_rule_output_path():
 
 def test_train_rounds_wait_for_the_pretrained_trunk():
     config = _config()
+    config["datasets"]["synth"]["model"] = "vgg16_small"       # the scene-pretrained trunk, asked for by config
     settings = wf.run_settings(config, "synth", "wsjds")
     assert wf.pretrained_inputs(settings) == ["results/pretrained/synth_scenes.pth"]
+    assert wf.pretrained_inputs(wf.run_settings(_config(), "synth", "wsjds")) == []   # ImageNet Lite0: no stage
     assert wf.pretrained_inputs(wf.run_settings(config, "voc07", "wsjds")) == []
     assert isinstance(weights_spec(settings["weights"]), WeightsSpec)

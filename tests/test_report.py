@@ -35,7 +35,7 @@ CONFIG = yaml.safe_load((REPO / "config.yaml").read_text())
 # Rounding: each printed class value is within 0.05 of its true value, and so is the printed mean.
 PRINTED_ROUNDING = 0.05 + 0.05
 
-TINY_MODEL = {"widths": [4, 4, 8, 8, 8], "fc_dim": 16, "weights": "scratch", "freeze_backbone": False,
+TINY_MODEL = {"backbone": "vgg_c5d", "trainable_stages": 0, "trunk_lr_mult": 1.0, "widths": [4, 4, 8, 8, 8], "fc_dim": 16, "weights": "scratch", "freeze_backbone": False,
               "roi_size": 3, "dropout": 0.5, "score_boost": False, "aspp_rates": [1, 2], "aspp_hidden": 8,
               "group_norm": 0}
 SCRATCH = {"path": None, "channel_order": "RGB", "scale": 1, "mean": [0.5, 0.5, 0.5], "std": [0.25, 0.25, 0.25]}
@@ -219,7 +219,7 @@ def tiny_split(tmp_path_factory):
 
 def _tiny_model(segmentation: bool):
     torch.manual_seed(0)
-    return build_model(TINY_MODEL, weights_spec(SCRATCH), len(SYNTH_CLASSES), segmentation).eval()
+    return build_model(TINY_MODEL, weights_spec(SCRATCH, with_file=False), len(SYNTH_CLASSES), segmentation).eval()
 
 
 SETTINGS = Figure4Settings(scale=64, max_side=96, max_proposals=20, map_min_score=0.0, tau=0.0, seed_fg=0.1,

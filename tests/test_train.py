@@ -47,7 +47,8 @@ def tiny(tmp_path_factory, repo_root):
     config = yaml.safe_load((repo_root / "config.yaml").read_text())
     settings = train_settings(config, "synth", "wsjds")
     settings["dataset"]["root"] = str(data)
-    settings["model"].update(widths=[4, 4, 8, 8, 8], fc_dim=16, aspp_hidden=8, freeze_backbone=False)
+    settings["model"] = {**config["models"]["vgg16_small"], "widths": [4, 4, 8, 8, 8], "fc_dim": 16, "aspp_hidden": 8,
+                         "freeze_backbone": False}
     settings["weights"] = dict(config["weights"]["scratch"])   # a random trunk the tiny run trains
     settings["training"].update(epochs=2, effective_batch=2, rounds=2, checkpoint_every_updates=1,
                                 augmentation={**settings["training"]["augmentation"], "scales": [64, 72]})
@@ -132,12 +133,11 @@ def test_gradient_accumulation_equals_a_batch(tiny):
 
 def test_the_model_sees_only_stored_proposals_never_ground_truth(tiny):
     source, store, settings = tiny
-    pixels = weights_spec(settings["weights"]).pixels
     for image_id in source.ids:
         width, height = source.image_size(image_id)
         augmentation = Augmentation(scales=(min(width, height),), max_side=10_000, flip=False, saturation=1.0,
                                     exposure=1.0, crop_fraction=1.0, min_box_side=0)
-        data = TrainingImages(source, store, augmentation, pixels, seed=0, max_proposals=2048, total_visits=12)
+        data = TrainingImages(source, store, augmentation, seed=0, max_proposals=2048, total_visits=12)
         for visit in range(len(data.ids)):
             sample = data[visit]
             if sample.image_id != image_id:

@@ -1,6 +1,6 @@
 """Fast R-CNN retrained on pseudo ground truth, assembled from ``torchvision.models.detection`` parts.
 
-The VGG16-C5D trunk of the WSOD model (same weights conventions), 7x7 RoI max-pooling over the
+The trunk of the WSOD model's backbone family (same weights conventions), 7x7 RoI max-pooling over the
 stored proposals (no RPN), ``TwoMLPHead`` initialised from VGG's fc6/fc7, ``FastRCNNPredictor``
 with a background class, and ``RoIHeads`` for the classic sampling (foreground IoU >= 0.5, 25 %
 foreground of 128 RoIs per image) and losses. Training targets are the pseudo-GT boxes only; the
@@ -29,16 +29,23 @@ from wsjds.data.dataset import Sample
 from wsjds.data.images import read_rgb
 from wsjds.data.transforms import hflip, scale_factor
 from wsjds.infer import InferenceConfig
-from wsjds.model.backbone import VGGC5D, build_backbone
-from wsjds.model.wsjds import weights_spec
+from wsjds.data.images import rgb_tensor
+from wsjds.model.backbone import PixelConvention
+from wsjds.model.backbones import build_backbone
+from wsjds.model.feature_cache import FrozenFeatureCache
+from wsjds.model.trunk import LayeredTrunk
+from wsjds.model.wsjds import Normalise, weights_spec
 
 
 class FastRCNN(nn.Module):
-    """Trunk + RoIHeads. ``forward(image (1, 3, H, W), rois (R, 4), targets)`` returns the loss dict
-    in training and (class probabilities (R, C + 1), decoded boxes (R, C + 1, 4)) in eval mode."""
+    """Normalisation + trunk + RoIHeads. ``forward(image (1, 3, H, W) RGB 0-255, rois (R, 4), targets)``
+    returns the loss dict in training and (class probabilities (R, C + 1), decoded boxes (R, C + 1, 4))
+    in eval mode."""
 
-    def __init__(self, backbone: VGGC5D, fc6: nn.Linear, fc7: nn.Linear, num_classes: int, head: Mapping[str, Any]):
+    def __init__(self, backbone: LayeredTrunk, fc6: nn.Linear, fc7: nn.Linear, num_classes: int,
+                 head: Mapping[str, Any], pixels: PixelConvention):
         super().__init__()
+        self.normalise = Normalise(pixels)
         self.backbone = backbone
         box_head = TwoMLPHead(backbone.out_channels * head["roi_size"] ** 2, fc6.out_features)
         box_head.fc6.load_state_dict(fc6.state_dict())
@@ -52,8 +59,11 @@ class FastRCNN(nn.Module):
             detections_per_img=1_000_000,   # post-processing happens in wsjds.infer, after test-time averaging
         )
 
-    def forward(self, image: torch.Tensor, rois: torch.Tensor, targets: list[dict[str, torch.Tensor]] | None = None):
-        features = {"0": self.backbone(image)}
+    def forward(self, image: torch.Tensor, rois: torch.Tensor, targets: list[dict[str, torch.Tensor]] | None = None,
+                frozen_features: torch.Tensor | None = None):
+        if frozen_features is None:
+            frozen_features = self.frozen_features(image)
+        features = {"0": self.backbone.tail_forward(frozen_features)}
         shapes = [tuple(image.shape[-2:])]
         if self.training:
             _, losses = self.roi_heads(features, [rois], shapes, targets)
@@ -64,6 +74,10 @@ class FastRCNN(nn.Module):
         boxes = heads.box_coder.decode(box_regression, [rois])                     # (R, C + 1, 4)
         return F.softmax(class_logits, dim=-1), boxes
 
+    def frozen_features(self, image: torch.Tensor) -> torch.Tensor:
+        """The frozen part of the trunk on ``image`` (1, 3, H, W) RGB 0-255 (what the cache keeps)."""
+        return self.backbone.frozen_forward(self.normalise(image))
+
 
 class FastRCNNTask:
     """The Fast R-CNN training task for :mod:`wsjds.train`: pseudo-GT targets, RoIHeads losses."""
@@ -71,7 +85,7 @@ class FastRCNNTask:
     def __init__(self, settings: Mapping[str, Any], device: torch.device, amp_bf16: bool = False,
                  wsod_state: Mapping[str, torch.Tensor] | None = None):
         self.model = build_frcnn(settings, wsod_state=wsod_state).to(device)
-        self.pixels = weights_spec(settings["weights"]).pixels
+        self.cache = FrozenFeatureCache(self.model, settings["training"]["feature_cache"])
         self.state_modules: dict[str, nn.Module] = {}
         self.device = device
         self.autocast = (lambda: torch.autocast("cuda", dtype=torch.bfloat16)) if amp_bf16 and device.type == "cuda" \
@@ -83,7 +97,9 @@ class FastRCNNTask:
         targets = [{"boxes": sample.target_boxes.to(self.device),
                     "labels": sample.target_labels.to(self.device) + 1}]       # + 1: background is class 0
         with self.autocast():
-            losses = self.model(sample.image[None].to(self.device), sample.rois.to(self.device), targets)
+            image = sample.image[None].to(self.device)
+            losses = self.model(image, sample.rois.to(self.device), targets,
+                                frozen_features=self.cache.features(sample.view, image))
         loss = losses["loss_classifier"] + losses["loss_box_reg"]
         return Objective(loss=loss, terms={k: float(v.detach()) for k, v in losses.items()},
                          stats={"targets": float(len(sample.target_boxes))})
@@ -100,32 +116,25 @@ def build_frcnn(settings: Mapping[str, Any], wsod_state: Mapping[str, torch.Tens
     model_cfg, head = settings["model"], settings["frcnn"]
     init_from_wsod = pretrained and head["init"] == "wsod"
     no_file = init_from_wsod or not pretrained
-    weights = weights_spec({**settings["weights"], "path": None} if no_file else settings["weights"])
-    backbone = build_backbone(tuple(model_cfg["widths"]), model_cfg["fc_dim"], weights, head["freeze_backbone"],
-                              model_cfg["roi_size"], model_cfg["group_norm"])
-    fc6, fc7 = backbone.take_classifier()
+    weights = weights_spec(settings["weights"], with_file=not no_file)
+    parts = build_backbone(model_cfg, weights, freeze=head["freeze_backbone"])
+    backbone, fc6, fc7 = parts.trunk, parts.fc6, parts.fc7
     if init_from_wsod:
         if wsod_state is None:
             raise ValueError("frcnn.init is 'wsod' but no WSOD checkpoint was given")
         backbone.load_state_dict({k[len("backbone."):]: v for k, v in wsod_state.items() if k.startswith("backbone.")})
         fc6.load_state_dict({"weight": wsod_state["detection.fc6.weight"], "bias": wsod_state["detection.fc6.bias"]})
         fc7.load_state_dict({"weight": wsod_state["detection.fc7.weight"], "bias": wsod_state["detection.fc7.bias"]})
-        if head["freeze_backbone"]:
-            for parameter in backbone.features.parameters():
-                parameter.requires_grad_(False)
-    model = FastRCNN(backbone, fc6, fc7, len(settings["classes"]), head)
-    model.pixels = weights.pixels
-    return model
+    return FastRCNN(backbone, fc6, fc7, len(settings["classes"]), head, weights.pixels)
 
 
 def frcnn_scorer(model: FastRCNN, cfg: InferenceConfig, device: torch.device):
     """``(image, boxes, scores) -> (scores (R, C), boxes (R, C, 4))`` for :func:`wsjds.infer.detect_split`."""
-    pixels = model.pixels
-    return lambda image, boxes, scores: frcnn_scores(model, pixels, image, boxes, cfg, device)
+    return lambda image, boxes, scores: frcnn_scores(model, image, boxes, cfg, device)
 
 
 @torch.no_grad()
-def frcnn_scores(model: FastRCNN, pixels, image: np.ndarray, boxes: np.ndarray, cfg: InferenceConfig,
+def frcnn_scores(model: FastRCNN, image: np.ndarray, boxes: np.ndarray, cfg: InferenceConfig,
                  device: torch.device) -> tuple[np.ndarray, np.ndarray]:
     """Test-time passes (scales x flips) averaged: class scores (R, C) without background, and the
     regressed boxes (R, C, 4) in original-image coordinates."""
@@ -139,8 +148,7 @@ def frcnn_scores(model: FastRCNN, pixels, image: np.ndarray, boxes: np.ndarray, 
         rois = boxes * np.array([new_w / width, new_h / height] * 2, np.float32)
         for flipped in ((False, True) if cfg.flip else (False,)):
             pixel_array, pass_rois = hflip(resized, rois) if flipped else (resized, rois)
-            tensor = pixels.normalise(torch.from_numpy(np.ascontiguousarray(pixel_array)).permute(2, 0, 1))
-            probs, decoded = model(tensor[None].to(device), torch.from_numpy(pass_rois).to(device))
+            probs, decoded = model(rgb_tensor(pixel_array)[None].to(device), torch.from_numpy(pass_rois).to(device))
             decoded = decoded.float().cpu().numpy()
             if flipped:
                 decoded[..., [0, 2]] = new_w - decoded[..., [2, 0]]

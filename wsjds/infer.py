@@ -21,6 +21,7 @@ import torch
 from torchvision.ops import batched_nms
 from tqdm import tqdm
 
+from wsjds.data.images import rgb_tensor
 from wsjds.data.transforms import hflip, scale_factor
 from wsjds.detections import DetectionStore, DetectionWriter, ProposalScoresWriter
 from wsjds.model.wsjds import WSJDSModel
@@ -62,8 +63,7 @@ def proposal_scores(model: WSJDSModel, image: np.ndarray, boxes: np.ndarray, sco
         rois = boxes * np.array([new_w / width, new_h / height] * 2, np.float32)
         for flipped in ((False, True) if cfg.flip else (False,)):
             pixels, pass_rois = hflip(resized, rois) if flipped else (resized, rois)
-            tensor = model.pixels.normalise(torch.from_numpy(np.ascontiguousarray(pixels)).permute(2, 0, 1))
-            out = model(tensor[None].to(device), torch.from_numpy(pass_rois).to(device),
+            out = model(rgb_tensor(pixels)[None].to(device), torch.from_numpy(pass_rois).to(device),
                         torch.from_numpy(scores).to(device) if model.detection.score_boost else None)
             x = out.det.x.float().cpu()
             total = x if total is None else total + x

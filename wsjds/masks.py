@@ -38,6 +38,7 @@ from tqdm import tqdm
 
 from wsjds.crf import CRFParams, dense_crf
 from wsjds.data.errors import DatasetError
+from wsjds.data.images import rgb_tensor
 from wsjds.data.transforms import scale_factor
 
 if TYPE_CHECKING:   # torch loads only when masks are made, so the CLI starts fast
@@ -140,9 +141,9 @@ def class_probabilities(model: torch.nn.Module, image: np.ndarray, params: MaskP
     passes = (False, True) if params.flip else (False,)
     for flipped in passes:
         pixels = np.ascontiguousarray(resized[:, ::-1]) if flipped else resized
-        tensor = model.pixels.normalise(torch.from_numpy(pixels).permute(2, 0, 1))[None].to(device)
+        tensor = rgb_tensor(pixels)[None].to(device)
         with torch.no_grad():
-            logits = model.segmentation(model.backbone(tensor)).float()          # (1, C, h, w)
+            logits = model.segmentation(model.features(tensor)).float()          # (1, C, h, w)
         up = F.interpolate(logits, size=(height, width), mode="bilinear", align_corners=True)
         probs = torch.sigmoid(up[0])
         if flipped:

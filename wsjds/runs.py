@@ -46,7 +46,7 @@ def trained_wsjds(settings: Mapping[str, Any], checkpoint: Mapping[str, Any]):
     from wsjds.model.wsjds import build_model, weights_spec
 
     method = Method.from_config(settings["method"])
-    weights = weights_spec({**settings["weights"], "path": None})
+    weights = weights_spec(settings["weights"], with_file=False)
     model = build_model(settings["model"], weights, len(settings["classes"]), method.segmentation)
     model.load_state_dict(checkpoint["model"])
     return model.eval()

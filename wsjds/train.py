@@ -29,7 +29,6 @@ from wsjds.cgl.objective import Objective
 from wsjds.data.dataset import Sample, TrainingImages, VisitRange, keep_sample
 from wsjds.data.transforms import Augmentation
 from wsjds.io import atomic_path
-from wsjds.model.backbone import PixelConvention
 
 log = logging.getLogger(__name__)
 
@@ -42,7 +41,6 @@ class TrainingTask(Protocol):
     ``progress`` is the fraction of the whole run's visits done so far."""
 
     model: torch.nn.Module
-    pixels: PixelConvention
     state_modules: dict[str, torch.nn.Module]
 
     def objective(self, sample: Sample, progress: float) -> Objective: ...
@@ -77,6 +75,7 @@ class TrainingConfig:
     max_bad_images: int
     checkpoint_every_updates: int
     num_workers: int
+    feature_cache: bool             # reuse the frozen trunk's output per view (wsjds.model.feature_cache)
 
     @classmethod
     def from_config(cls, cfg: Mapping) -> "TrainingConfig":
@@ -90,6 +89,7 @@ class TrainingConfig:
             rounds=cfg["rounds"], seed=cfg["seed"], max_proposals=cfg["max_proposals"], amp_bf16=cfg["amp_bf16"],
             compile=cfg["compile"], max_bad_images=cfg["max_bad_images"],
             checkpoint_every_updates=cfg["checkpoint_every_updates"], num_workers=cfg["num_workers"],
+            feature_cache=cfg["feature_cache"],
         )
 
 
@@ -137,7 +137,7 @@ class Trainer:
             self.optimizer = torch.optim.AdamW(self._parameter_groups(), lr=self.cfg.lr)
         else:
             self.optimizer = torch.optim.SGD(self._parameter_groups(), lr=self.cfg.lr, momentum=self.cfg.momentum)
-        self.data = TrainingImages(source, proposals, self.cfg.augmentation, self.task.pixels, self.cfg.seed,
+        self.data = TrainingImages(source, proposals, self.cfg.augmentation, self.cfg.seed,
                                    self.cfg.max_proposals, total_visits=0, targets=targets)
         self.schedule = Schedule.plan(len(self.data.ids), self.cfg)
         self.data.total_visits = self.schedule.total_visits
@@ -187,6 +187,9 @@ class Trainer:
                 if partial is not None and update % self.cfg.checkpoint_every_updates == 0 and self.visit < end:
                     self.save(partial)
         bar.close()
+        cache = getattr(self.task, "cache", None)
+        if cache is not None and cache.hits + cache.misses:
+            log.info("frozen-feature cache: %d hits, %d misses, %.1f MB", cache.hits, cache.misses, cache.bytes / 1e6)
 
     def _train_image(self, sample, batch: int, pending: dict[str, list[float]]) -> None:
         torch.manual_seed(self.cfg.seed * 1_000_003 + sample.visit)     # dropout masks: a function of the visit
@@ -215,13 +218,19 @@ class Trainer:
             group["lr"] = lr * group["lr_mult"]
 
     def _parameter_groups(self) -> list[dict[str, Any]]:
-        weights, biases = [], []
+        """Weights and biases (the authors' bias lr x 2, no decay), each split into the trunk's trained
+        layers (``models.<m>.trunk_lr_mult``) and the rest."""
+        trunk_mult = self.settings["model"]["trunk_lr_mult"]
+        groups: dict[tuple[bool, bool], list[torch.nn.Parameter]] = {}
         for name, parameter in self.model.named_parameters():
             if parameter.requires_grad:
-                (biases if name.endswith("bias") else weights).append(parameter)
-        return [{"params": weights, "lr_mult": 1.0, "weight_decay": self.cfg.weight_decay, "lr": self.cfg.lr},
-                {"params": biases, "lr_mult": self.cfg.bias_lr_mult, "weight_decay": self.cfg.bias_weight_decay,
-                 "lr": self.cfg.lr * self.cfg.bias_lr_mult}]
+                groups.setdefault((name.startswith("backbone."), name.endswith("bias")), []).append(parameter)
+        out = []
+        for (in_trunk, is_bias), params in sorted(groups.items()):
+            mult = (self.cfg.bias_lr_mult if is_bias else 1.0) * (trunk_mult if in_trunk else 1.0)
+            decay = self.cfg.bias_weight_decay if is_bias else self.cfg.weight_decay
+            out.append({"params": params, "lr_mult": mult, "weight_decay": decay, "lr": self.cfg.lr * mult})
+        return out
 
     # --- checkpoints -------------------------------------------------------------------------------
 

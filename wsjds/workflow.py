@@ -149,10 +149,20 @@ def check_references(config: Mapping) -> None:
         for key, section in (("model", "models"), ("training", "training"), ("inference", "inference")):
             if preset[key] not in config[section]:
                 raise ValueError(f"frcnn.{name}.{key} = {preset[key]!r} is not among {section}: {sorted(config[section])}")
+    for name, ds in config["datasets"].items():
+        preset = config["frcnn"][ds["frcnn"]]
+        if preset["init"] == "wsod" and preset["model"] != ds["model"]:
+            raise ValueError(f"frcnn.{ds['frcnn']}.model = {preset['model']!r} starts from the WSOD model (init: wsod), "
+                             f"but datasets.{name}.model is {ds['model']!r}: they must be the same network")
     for name, model in config["models"].items():
         if model["weights"] not in config["weights"]:
             raise ValueError(f"models.{name}.weights = {model['weights']!r} is not among weights: "
                              f"{sorted(config['weights'])}")
+    for name, recipe in config["training"].items():
+        aug = recipe["augmentation"]
+        if recipe["feature_cache"] and (aug["saturation"] > 1 or aug["exposure"] > 1 or aug["crop_fraction"] < 1):
+            raise ValueError(f"training.{name}.feature_cache needs pixels fixed by (image, flip, scale): set "
+                             f"augmentation saturation and exposure to 1 and crop_fraction to 1, or the cache off")
     for name, entry in config["weights"].items():
         recipe = entry.get("pretraining")
         if recipe is None:

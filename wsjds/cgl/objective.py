@@ -92,18 +92,29 @@ class Objective:
 
 def cgl_objective(model: WSJDSModel, image: torch.Tensor, rois: torch.Tensor, proposal_scores: torch.Tensor | None,
                   labels: torch.Tensor, method: Method, cfg: CGLConfig, guidance_active: bool,
-                  center: CenterLoss | None = None) -> Objective:
+                  center: CenterLoss | None = None, frozen_features: torch.Tensor | None = None) -> Objective:
     """Forward one image and build its loss.
 
-    ``image`` (1, 3, H, W) normalised; ``rois`` (R, 4) proposals in its pixels (never ground truth);
+    ``image`` (1, 3, H, W) RGB 0-255; ``rois`` (R, 4) proposals in its pixels (never ground truth);
     ``proposal_scores`` (R,) or None; ``labels`` (C,) image labels. ``guidance_active`` is False once
     the guidance horizon has passed (reference §3.4), after which the detector trains as WSDDN.
+    ``frozen_features``: the trunk's frozen part on ``image`` from a cache; when a localization map's
+    gate opens, the map needs gradients down to the pixels and the whole trunk runs again, under the
+    same dropout masks, so the result is the one without a cache.
     """
     w = cfg.loss_weights
     needs_maps = guidance_active and (method.det_to_seg or method.seg_to_det)
-    if needs_maps:
-        image = image.detach().requires_grad_(True)
-    out = model(image, rois, proposal_scores)
+    rng = _rng_state(image.device) if needs_maps and frozen_features is not None else None
+    out = None
+    if frozen_features is not None:
+        out = model(image, rois, proposal_scores, frozen_features=frozen_features)
+        if needs_maps and bool(((labels > 0.5) & (out.det.y.detach() >= cfg.tau)).any()):
+            out = None
+            _set_rng_state(rng, image.device)
+    if out is None:
+        if needs_maps:
+            image = image.detach().requires_grad_(True)
+        out = model(image, rois, proposal_scores)
     x, y = out.det.x, out.det.y
     height, width = image.shape[-2:]
     terms: dict[str, torch.Tensor] = {}
@@ -111,8 +122,10 @@ def cgl_objective(model: WSJDSModel, image: torch.Tensor, rois: torch.Tensor, pr
 
     maps = None
     if needs_maps:
-        maps = localization_maps(x, image, labels, y, cfg.tau, cfg.batched_localization,
-                                 cfg.parity_cpg_scale_skip_max_one)
+        maps = image.new_zeros(len(labels), height, width)
+        if image.requires_grad:
+            maps = localization_maps(x, image, labels, y, cfg.tau, cfg.batched_localization,
+                                     cfg.parity_cpg_scale_skip_max_one)
 
     # Detection: (weighted) MIL. W = 1 reduces it to WSDDN's image-level BCE.
     ones = torch.ones_like(x)
@@ -149,18 +162,30 @@ def cgl_objective(model: WSJDSModel, image: torch.Tensor, rois: torch.Tensor, pr
                          seed_ignore=float((seeds == IGNORE).float().mean()))
         elif not method.det_to_seg:
             terms["seg_image"] = w["seg_image"] * pooled_image_loss(out.seg_logits[0], labels, cfg.pooled_sharpness)
-        small = _image_at(model, image, out.seg_logits.shape[-2:])
+        small = _image_at(image, out.seg_logits.shape[-2:])
         terms["crf"] = w["crf"] * crf_boundary_loss(out.seg_logits[0], small, cfg.crf, cfg.crf_unary_floor,
                                                     cfg.parity_crf_double_sigmoid)
 
     loss = torch.stack([t.float() for t in terms.values()]).sum()
+    stats["pixel_pass"] = float(image.requires_grad)    # 1: the trunk ran for pixel gradients (a gate opened)
     stats["image_score_max"] = float(y.detach().max())
     return Objective(loss=loss, terms={k: float(v.detach()) for k, v in terms.items()}, stats=stats)
 
 
-def _image_at(model: WSJDSModel, image: torch.Tensor, size: tuple[int, int]) -> np.ndarray:
-    """The input image as uint8 RGB (h, w, 3) at the feature grid's size, for the CRF's colour kernel."""
+def _image_at(image: torch.Tensor, size: tuple[int, int]) -> np.ndarray:
+    """The input image (1, 3, H, W) RGB 0-255 as uint8 (h, w, 3) at the feature grid's size, for the
+    CRF's colour kernel."""
     with torch.no_grad():
-        rgb = model.pixels.denormalise(image.detach()[0])
-        small = F.interpolate(rgb[None], size=tuple(size), mode="bilinear", align_corners=True)[0]
+        small = F.interpolate(image.detach().float(), size=tuple(size), mode="bilinear", align_corners=True)[0]
         return small.clamp(0, 255).round().byte().permute(1, 2, 0).contiguous().cpu().numpy()
+
+
+def _rng_state(device: torch.device) -> tuple:
+    """The RNG states dropout draws from (CPU, and the device's on CUDA)."""
+    return torch.get_rng_state(), torch.cuda.get_rng_state(device) if device.type == "cuda" else None
+
+
+def _set_rng_state(state: tuple, device: torch.device) -> None:
+    torch.set_rng_state(state[0])
+    if state[1] is not None:
+        torch.cuda.set_rng_state(state[1], device)

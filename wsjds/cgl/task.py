@@ -12,6 +12,7 @@ import torch
 from wsjds.cgl.losses import CenterLoss
 from wsjds.cgl.objective import CGLConfig, Method, Objective, cgl_objective
 from wsjds.data.dataset import Sample
+from wsjds.model.feature_cache import FrozenFeatureCache
 from wsjds.model.wsjds import WSJDSModel, build_model, weights_spec
 
 
@@ -23,25 +24,27 @@ class CGLTask:
         self.cgl = CGLConfig.from_config(settings["cgl"])
         self.guidance_fraction = settings["cgl"]["guidance_fraction"]
         weights = weights_spec(settings["weights"])
-        self.pixels = weights.pixels
         num_classes = len(settings["classes"])
         self.model: WSJDSModel = build_model(settings["model"], weights, num_classes, self.method.segmentation).to(device)
         center = settings["cgl"]["center_loss"]
-        self.center = CenterLoss(num_classes, settings["model"]["fc_dim"], center["centres"], center["top_k"],
+        self.center = CenterLoss(num_classes, self.model.detection.fc7.out_features, center["centres"], center["top_k"],
                                  center["lr"], generator=torch.Generator().manual_seed(0)).to(device)
         self.center_every = center["update_every_images"]
         self.state_modules = {"center": self.center}
+        self.cache = FrozenFeatureCache(self.model, settings["training"]["feature_cache"])
         self.device = device
         self.autocast = (lambda: torch.autocast("cuda", dtype=torch.bfloat16)) if amp_bf16 and device.type == "cuda" \
             else nullcontext
 
     def objective(self, sample: Sample, progress: float) -> Objective:
         """The CGL objective of one visit; guidance is on for the first ``guidance_fraction`` of the run."""
+        image = sample.image[None].to(self.device)
         with self.autocast():
-            return cgl_objective(self.model, sample.image[None].to(self.device), sample.rois.to(self.device),
+            return cgl_objective(self.model, image, sample.rois.to(self.device),
                                  sample.scores.to(self.device) if self.model.detection.score_boost else None,
                                  sample.labels.to(self.device), self.method, self.cgl,
-                                 progress < self.guidance_fraction, self.center)
+                                 progress < self.guidance_fraction, self.center,
+                                 frozen_features=self.cache.features(sample.view, image))
 
     def after_visit(self, visit: int) -> None:
         """Move the center-loss centres once per ``update_every_images`` visits (reference §2.5)."""

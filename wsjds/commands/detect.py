@@ -31,7 +31,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     run.add_argument("--max-detections", type=int, required=True)
     run.add_argument("--score-threshold", type=float, required=True)
     run.add_argument("--device", default="auto")
-    run.add_argument("--threads", type=int, default=0)
+    run.add_argument("--threads", type=int, default=1, help="CPU threads of torch (default 1; rules pass their threads)")
     run.add_argument("--no-progress", action="store_true")
     run.set_defaults(func=run_detect)
 
@@ -57,8 +57,6 @@ def run_detect(args: argparse.Namespace) -> int:
     from wsjds.train import load_checkpoint, resolve_device
 
     settings, source = settings_and_split(args.settings, args.split)
-    if args.threads:
-        torch.set_num_threads(args.threads)
     device = resolve_device(args.device)
     cfg = InferenceConfig(tuple(args.scales), args.max_side, args.flip, args.max_proposals, args.nms_iou,
                           args.max_detections, args.score_threshold)

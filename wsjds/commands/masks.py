@@ -59,7 +59,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     run.add_argument("--crf-reference-side", type=float, default=_CRF_DEFAULTS.reference_side)
     run.add_argument("--crf-unary-floor", type=float, default=_UNARY_FLOOR)
     run.add_argument("--device", default="auto", help="device of the network pass (the CRF runs on CPU)")
-    run.add_argument("--threads", type=int, default=0)
+    run.add_argument("--threads", type=int, default=1, help="CPU threads of torch (default 1; rules pass their threads)")
     run.add_argument("--no-progress", action="store_true")
     run.set_defaults(func=run_masks)
 
@@ -106,8 +106,6 @@ def run_masks(args: argparse.Namespace) -> int:
                                                                   "threshold") if getattr(args, name) is None]
             if missing:
                 raise SystemExit(f"wsjds masks run: variants {model_variants} need {', '.join(missing)}")
-            if args.threads:
-                torch.set_num_threads(args.threads)
             model, source, device = _model_and_images(args, detections)
             params = MaskParams(args.scale, args.max_side, args.flip, args.threshold, args.crf_labels,
                                 CRFParams(args.crf_iterations, args.crf_gaussian_sxy, args.crf_gaussian_compat,

@@ -16,7 +16,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                         help="JSON of the resolved settings (rule pretrain_settings writes it)")
     parser.add_argument("--out", required=True, help="weights file (written atomically)")
     parser.add_argument("--report", required=True, help="JSON report: held-out accuracy, loss per epoch")
-    parser.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: torch's default)")
+    parser.add_argument("--threads", type=int, default=1, help="CPU threads of torch (default 1; rules pass their threads)")
     parser.add_argument("--no-progress", action="store_true")
     parser.set_defaults(func=run)
 
@@ -27,8 +27,6 @@ def run(args: argparse.Namespace) -> int:
     from wsjds.pretrain import pretrain_trunk
 
     settings = json.loads(Path(args.settings).read_text())
-    if args.threads:
-        torch.set_num_threads(args.threads)
     result = pretrain_trunk(settings, args.out, args.report, progress=not args.no_progress)
     print(json.dumps({"accuracy": result["accuracy"], "folded_accuracy": result["folded_accuracy"]}))
     return 0

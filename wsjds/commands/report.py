@@ -69,7 +69,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     fig.add_argument("--panel-inches", type=float, required=True, help="side of one cell")
     fig.add_argument("--dpi", type=int, required=True)
     fig.add_argument("--device", default="auto")
-    fig.add_argument("--threads", type=int, default=0)
+    fig.add_argument("--threads", type=int, default=1, help="CPU threads of torch (default 1; rules pass their threads)")
     fig.add_argument("--title", default="")
     fig.add_argument("--out", required=True, help="PNG file to write (atomically)")
     fig.set_defaults(func=run_figure4)
@@ -143,8 +143,6 @@ def run_figure4(args: argparse.Namespace) -> int:
     if "frcnn" in settings or "cgl" not in settings:
         raise DatasetError("figure4 needs a CGL run's settings (Fast R-CNN runs have no localization maps)",
                            path=args.settings)
-    if args.threads:
-        torch.set_num_threads(args.threads)
     device = resolve_device(args.device)
     model = trained_wsjds(settings, load_checkpoint(args.checkpoint)).to(device)
     ids = source.ids[: args.images]

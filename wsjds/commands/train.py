@@ -22,7 +22,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--targets", help="Fast R-CNN runs: the pseudo-GT store to train on")
     parser.add_argument("--wsod-checkpoint", help="Fast R-CNN runs with init 'wsod': the WSOD model to start from")
     parser.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N")
-    parser.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: torch's default)")
+    parser.add_argument("--threads", type=int, default=1, help="CPU threads of torch (default 1; rules pass their threads)")
     parser.add_argument("--no-progress", action="store_true")
     parser.set_defaults(func=run)
     plot = subparsers.add_parser("plot-training", help="plot the loss curves of a run's rounds")
@@ -40,8 +40,6 @@ def run(args: argparse.Namespace) -> int:
     from wsjds.train import train_round
 
     settings = json.loads(Path(args.settings).read_text())
-    if args.threads:
-        torch.set_num_threads(args.threads)
     data = settings["dataset"]
     if data["kind"] not in ("voc", "synthetic"):
         raise SystemExit(f"training reads VOC-layout datasets; {data['name']} is {data['kind']}")

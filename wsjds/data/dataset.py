@@ -17,8 +17,8 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset, Sampler
 
+from wsjds.data.images import rgb_tensor
 from wsjds.data.transforms import Augmentation, augment
-from wsjds.model.backbone import PixelConvention
 from wsjds.proposals.store import ProposalStore
 from wsjds.pseudo_gt import PseudoGTStore
 
@@ -35,8 +35,9 @@ class LabelledImages(Protocol):
 
 @dataclass
 class Sample:
-    """One visit. ``image`` (3, H, W) normalised for the backbone; ``rois`` (R, 4) in its pixels;
-    ``scores`` (R,) proposal scores; ``labels`` (C,) image labels."""
+    """One visit. ``image`` (3, H, W) float RGB 0-255 (the model normalises); ``rois`` (R, 4) in its
+    pixels; ``scores`` (R,) proposal scores; ``labels`` (C,) image labels. ``view`` names the pixels
+    when they depend only on (image, flip, scale), so a frozen trunk's output can be cached; else None."""
 
     visit: int
     image_id: str
@@ -46,6 +47,7 @@ class Sample:
     labels: torch.Tensor
     target_boxes: torch.Tensor | None = None    # (T, 4) Fast R-CNN training targets (pseudo GT)
     target_labels: torch.Tensor | None = None   # (T,) 0-based class indices
+    view: tuple[str, bool, int] | None = None   # (image id, flipped, scale)
 
 
 class VisitOrder:
@@ -68,11 +70,11 @@ class TrainingImages(Dataset):
     authors' loader drops images without objects); :attr:`ids` lists the ones used."""
 
     def __init__(self, source: LabelledImages, proposals: str | Path, augmentation: Augmentation,
-                 pixels: PixelConvention, seed: int, max_proposals: int, total_visits: int,
+                 seed: int, max_proposals: int, total_visits: int,
                  targets: str | Path | None = None):
         self.source, self.proposals_path = source, Path(proposals)
         self.targets_path = None if targets is None else Path(targets)
-        self.augmentation, self.pixels, self.seed = augmentation, pixels, seed
+        self.augmentation, self.seed = augmentation, seed
         self.max_proposals, self.total_visits = max_proposals, total_visits
         self.ids = tuple(i for i in source.ids if source.image_labels(i).any())
         self.skipped = len(source.ids) - len(self.ids)
@@ -96,11 +98,12 @@ class TrainingImages(Dataset):
             target_boxes, target_labels, _ = self._targets[image_id]
             targets = (target_boxes, target_labels)
         rng = np.random.default_rng([self.seed, visit, 1])
-        image, boxes, scores, targets = augment(self.source.read_image(image_id), boxes, scores, rng,
-                                                self.augmentation, targets)
-        tensor = self.pixels.normalise(torch.from_numpy(np.ascontiguousarray(image)).permute(2, 0, 1))
-        sample = Sample(visit=visit, image_id=image_id, image=tensor, rois=torch.from_numpy(boxes),
-                        scores=torch.from_numpy(scores), labels=torch.from_numpy(self.source.image_labels(image_id)))
+        image, boxes, scores, targets, (flipped, scale) = augment(self.source.read_image(image_id), boxes, scores,
+                                                                  rng, self.augmentation, targets)
+        view = (image_id, flipped, scale) if self.augmentation.pixels_follow_view else None
+        sample = Sample(visit=visit, image_id=image_id, image=rgb_tensor(image), rois=torch.from_numpy(boxes),
+                        scores=torch.from_numpy(scores), labels=torch.from_numpy(self.source.image_labels(image_id)),
+                        view=view)
         if targets is not None:
             sample.target_boxes = torch.from_numpy(targets[0])
             sample.target_labels = torch.from_numpy(targets[1].astype(np.int64))

@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
+import torch
 from PIL import Image, UnidentifiedImageError
 
 from wsjds.data.errors import DatasetError
@@ -56,3 +57,8 @@ def _check_size(image: np.ndarray, path: str | Path, image_id: str | None,
         raise DatasetError(
             f"image is {image.shape[1]}x{image.shape[0]} but the annotation says {width}x{height}",
             path=path, image_id=image_id)
+
+
+def rgb_tensor(image: np.ndarray) -> torch.Tensor:
+    """(H, W, 3) uint8 RGB -> (3, H, W) float32 0-255, the input every model of the package takes."""
+    return torch.from_numpy(np.ascontiguousarray(image)).permute(2, 0, 1).float()

@@ -25,20 +25,27 @@ class Augmentation:
     crop_fraction: float          # crop this fraction of each side at a random offset (1 = no crop)
     min_box_side: float           # boxes narrower than this after cropping are dropped (px)
 
+    @property
+    def pixels_follow_view(self) -> bool:
+        """True when the augmented pixels depend only on (image, flip, scale): no colour jitter and no
+        crop, so a frozen trunk's output can be cached per view."""
+        return self.saturation <= 1 and self.exposure <= 1 and self.crop_fraction >= 1
+
 
 def augment(image: np.ndarray, boxes: np.ndarray, scores: np.ndarray, rng: np.random.Generator,
             aug: Augmentation, targets: tuple[np.ndarray, np.ndarray] | None = None
-            ) -> tuple[np.ndarray, np.ndarray, np.ndarray, tuple[np.ndarray, np.ndarray] | None]:
+            ) -> tuple[np.ndarray, np.ndarray, np.ndarray, tuple[np.ndarray, np.ndarray] | None, tuple[bool, int]]:
     """Augment ``image`` (H, W, 3) uint8 RGB with its proposals ``boxes`` (R, 4) and ``scores`` (R,),
     and optionally training targets ``(boxes (T, 4), labels (T,))`` (Fast R-CNN's pseudo GT).
 
     Returns the new image, its proposals (R' <= R: boxes left degenerate by the crop are dropped; if
     that would drop them all, the crop itself is the box), their scores, and the targets likewise
-    transformed (degenerate ones dropped with their labels).
+    transformed (degenerate ones dropped with their labels), and the view drawn: (flipped, scale).
     """
     boxes = boxes.astype(np.float32).copy()
     target_boxes = None if targets is None else targets[0].astype(np.float32).copy()
-    if aug.flip and rng.random() < 0.5:
+    flipped = bool(aug.flip and rng.random() < 0.5)
+    if flipped:
         width = image.shape[1]
         image, boxes = hflip(image, boxes)
         if target_boxes is not None:
@@ -53,7 +60,7 @@ def augment(image: np.ndarray, boxes: np.ndarray, scores: np.ndarray, rng: np.ra
         factor = np.array([out_image.shape[1] / offset_image.shape[1], out_image.shape[0] / offset_image.shape[0]] * 2,
                           np.float32)
         out_targets = ((kept * factor).astype(np.float32), targets[1][keep])
-    return out_image, out_boxes, scores, out_targets
+    return out_image, out_boxes, scores, out_targets, (flipped, scale)
 
 
 def hflip(image: np.ndarray, boxes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

@@ -17,6 +17,8 @@ from torch import nn
 from torchvision.models import vgg16
 from torchvision.models.vgg import make_layers
 
+from wsjds.model.trunk import LayeredTrunk
+
 VGG16_WIDTHS = (64, 128, 256, 512, 512)
 _CONVS_PER_STAGE = (2, 2, 3, 3, 3)
 
@@ -73,7 +75,7 @@ class WeightsSpec:
     how_to_get: str = HOW_TO_GET_WEIGHTS
 
 
-class VGGC5D(nn.Module):
+class VGGC5D(LayeredTrunk):
     """VGG16-C5D trunk. Input (1, 3, H, W); output conv5_3 features (1, C5, floor(H/8) - 1, floor(W/8) - 1).
 
     ``fc6``/``fc7`` (the VGG classifier's first two layers) are kept here so a detection head can be
@@ -108,12 +110,14 @@ class VGGC5D(nn.Module):
         for index in convs[-3:]:                                          # conv5_1..3: dilation 2
             layers[index].dilation, layers[index].padding = (2, 2), (2, 2)
         self.features = nn.Sequential(*layers[:pools[4]])                  # no pool5
+        self.stage_starts = (0, *(p + 1 for p in pools[:4]))              # conv1_1, conv2_1, ..., conv5_1
         self.fc6, self.fc7 = fc6, fc7
         self.out_channels = widths[-1]
         self.fc_dim = fc_dim
 
-    def forward(self, image: torch.Tensor) -> torch.Tensor:
-        return self.features(image)
+    @property
+    def layers(self) -> nn.Sequential:
+        return self.features
 
     def take_classifier(self) -> tuple[nn.Linear, nn.Linear]:
         """Hand fc6/fc7 over to a detection head (and stop holding them here, so each parameter has
@@ -136,27 +140,6 @@ class VGGC5D(nn.Module):
             if weight is not None and weight.shape == layer.weight.shape:
                 layer.weight.data.copy_(weight)
                 layer.bias.data.copy_(state[f"{name}.bias"])
-
-
-def build_backbone(widths: tuple[int, ...], fc_dim: int, weights: WeightsSpec, freeze: bool,
-                   roi_size: int = 7, group_norm: int = 0) -> VGGC5D:
-    """Construct the trunk, load its weights file if the entry names one, freeze conv1-conv5 if asked.
-
-    A named but missing weights file is an error that gives the path and how to obtain the file.
-    """
-    backbone = VGGC5D(tuple(widths), fc_dim, roi_size, group_norm)
-    if weights.path is not None:
-        if group_norm:
-            raise ValueError("ImageNet VGG16 weights have no GroupNorm layers: set group_norm to 0 to load them")
-        path = Path(weights.path)
-        if not path.is_file():
-            raise FileNotFoundError(f"backbone weights file not found: {path}\n{weights.how_to_get}")
-        state = torch.load(path, map_location="cpu", weights_only=True)
-        backbone.load_vgg16_state_dict(state, path)
-    if freeze:
-        for parameter in backbone.features.parameters():
-            parameter.requires_grad_(False)
-    return backbone
 
 
 def _msra_init(module: nn.Module) -> None:

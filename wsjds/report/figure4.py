@@ -28,6 +28,7 @@ import cv2
 import numpy as np
 
 from wsjds.cgl.seeds import IGNORE
+from wsjds.data.images import rgb_tensor
 from wsjds.data.transforms import scale_factor
 from wsjds.io import atomic_path
 from wsjds.report.plotting import pyplot
@@ -155,7 +156,7 @@ def cgl_steps(model: "WSJDSModel", image_id: str, image: np.ndarray, annotation,
     to_input = np.array([new_w / width, new_h / height] * 2, np.float32)
     labels_np = np.asarray(labels, np.float32)
     model.eval()
-    tensor = model.pixels.normalise(torch.from_numpy(np.ascontiguousarray(resized)).permute(2, 0, 1))[None]
+    tensor = rgb_tensor(resized)[None]
     tensor = tensor.to(device).requires_grad_(True)
     rois = torch.from_numpy(np.asarray(proposals, np.float32) * to_input).to(device)
     boost = torch.from_numpy(np.asarray(proposal_scores, np.float32)).to(device) if model.detection.score_boost else None
