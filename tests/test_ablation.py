@@ -247,6 +247,16 @@ def test_ablation_inputs_are_every_method_and_seed_s_metrics():
     assert not any("ablation" in t for t in wf.default_targets(CONFIG))       # 15 training runs: asked for by path
 
 
+def test_the_recipe_seed_of_the_ablation_is_the_plain_run():
+    config = copy.deepcopy(CONFIG)
+    recipe_seed = config["training"][config["datasets"]["synth"]["training"]]["seed"]
+    config["ablation"] = {"methods": ["wsjds"], "seeds": [recipe_seed, 7], "frcnn_methods": ["wsjds"]}
+    inputs = ablation_inputs(config, "synth")
+    assert inputs[f"wsjds_seed{recipe_seed}_wsod_map"] == "results/synth/wsjds/metrics/test_map.json"
+    assert inputs[f"wsjds_seed{recipe_seed}_frcnn_map"] == "results/synth/wsjds/frcnn/metrics/test_map.json"
+    assert inputs["wsjds_seed7_wsod_map"] == "results/synth/wsjds-seed7/metrics/test_map.json"
+
+
 def test_dry_run_plans_every_method_and_seed_and_fast_rcnn_for_frcnn_methods_only(tmp_path):
     result = snakemake(tmp_path, "-n", "results/synth_ablation.json", configs=(tiny_config(), SMALL))
     assert result.returncode == 0, result.stderr[-3000:]
@@ -260,7 +270,7 @@ def test_dry_run_plans_every_method_and_seed_and_fast_rcnn_for_frcnn_methods_onl
     expected |= {f"results/synth/wsddn-seed{s}/frcnn/round{k}.pt" for s in (5, 7) for k in range(1, frcnn_rounds + 1)}
     assert checkpoints == expected
     stats = counts(jobs)
-    assert stats["ablation"] == 1 and stats["pseudo_gt"] == 2 and stats["pretrain_trunk"] == 1
+    assert stats["ablation"] == 1 and stats["pseudo_gt"] == 2 and "pretrain_trunk" not in stats   # ImageNet trunk
     assert stats["train_settings"] == 4 + 2 and stats["voc_metric"] == 4 * 2 + 2 and stats["failure_modes"] == 4
     (ablation,) = [job for job in jobs if job.rule == "ablation"]
     assert ablation.outputs == ("results/synth_ablation.json", "results/synth_ablation.png")

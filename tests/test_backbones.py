@@ -195,7 +195,7 @@ def test_feature_cache_hit_and_miss_give_the_same_loss(method_name, tau):
         assert other.terms.keys() == plain.terms.keys()
     assert torch.allclose(hit_grad, plain_grad, rtol=1e-5, atol=1e-7)
     gate_opens = method.det_to_seg and tau == 0.0
-    assert hit.stats["pixel_pass"] == float(gate_opens)
+    assert hit.stats["gate_open"] == float(gate_opens)
 
 
 def test_feature_cache_needs_an_augmentation_that_only_flips_and_rescales():

@@ -96,6 +96,6 @@ def test_init_from_the_wsod_model_copies_trunk_and_fc(setup):
     wsod = build_model(settings["model"], weights_spec(settings["weights"], with_file=False), 6, False)
     settings = {**settings, "frcnn": {**settings["frcnn"], "init": "wsod"}}
     model = build_frcnn(settings, wsod_state=wsod.state_dict())
-    assert torch.equal(model.backbone.features[0].weight, wsod.backbone.features[0].weight)
+    assert torch.equal(model.backbone.layers[0][0].weight, wsod.backbone.layers[0][0].weight)
     assert torch.equal(model.roi_heads.box_head.fc6.weight, wsod.detection.fc6.weight)
     assert torch.equal(model.roi_heads.box_head.fc7.bias, wsod.detection.fc7.bias)

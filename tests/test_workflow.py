@@ -20,7 +20,7 @@ REPO = Path(__file__).resolve().parents[1]
 SCHEMA = str(REPO / "schemas" / "config.schema.yaml")
 
 TINY_SYNTH = {"datasets": {"synth": {"generator": {"num_trainval": 6, "num_test": 3}}},
-              "pretraining": {"synth_scenes": {"scenes": 30, "held_out": 6, "side": 64, "epochs": 1, "batch": 8}}}
+              "training": {"synth_cpu": {"epochs": 8}}}     # 48 visits: every stage runs, in seconds
 
 
 def snakemake(workdir: Path, *args: str, configs: tuple[dict, ...] = ()) -> subprocess.CompletedProcess:

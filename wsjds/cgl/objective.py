@@ -108,7 +108,7 @@ def cgl_objective(model: WSJDSModel, image: torch.Tensor, rois: torch.Tensor, pr
     out = None
     if frozen_features is not None:
         out = model(image, rois, proposal_scores, frozen_features=frozen_features)
-        if needs_maps and bool(((labels > 0.5) & (out.det.y.detach() >= cfg.tau)).any()):
+        if needs_maps and _gate_opens(labels, out.det.y, cfg.tau):
             out = None
             _set_rng_state(rng, image.device)
     if out is None:
@@ -167,7 +167,7 @@ def cgl_objective(model: WSJDSModel, image: torch.Tensor, rois: torch.Tensor, pr
                                                     cfg.parity_crf_double_sigmoid)
 
     loss = torch.stack([t.float() for t in terms.values()]).sum()
-    stats["pixel_pass"] = float(image.requires_grad)    # 1: the trunk ran for pixel gradients (a gate opened)
+    stats["gate_open"] = float(needs_maps and _gate_opens(labels, y, cfg.tau))   # maps were made (pixel gradients)
     stats["image_score_max"] = float(y.detach().max())
     return Objective(loss=loss, terms={k: float(v.detach()) for k, v in terms.items()}, stats=stats)
 
@@ -178,6 +178,11 @@ def _image_at(image: torch.Tensor, size: tuple[int, int]) -> np.ndarray:
     with torch.no_grad():
         small = F.interpolate(image.detach().float(), size=tuple(size), mode="bilinear", align_corners=True)[0]
         return small.clamp(0, 255).round().byte().permute(1, 2, 0).contiguous().cpu().numpy()
+
+
+def _gate_opens(labels: torch.Tensor, y: torch.Tensor, tau: float) -> bool:
+    """Some labelled class's image score reaches tau: its localization map (and the pixel pass) is needed."""
+    return bool(((labels > 0.5) & (y.detach() >= tau)).any())
 
 
 def _rng_state(device: torch.device) -> tuple:

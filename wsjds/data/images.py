@@ -5,7 +5,6 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
-import torch
 from PIL import Image, UnidentifiedImageError
 
 from wsjds.data.errors import DatasetError
@@ -59,6 +58,8 @@ def _check_size(image: np.ndarray, path: str | Path, image_id: str | None,
             path=path, image_id=image_id)
 
 
-def rgb_tensor(image: np.ndarray) -> torch.Tensor:
+def rgb_tensor(image: np.ndarray) -> "torch.Tensor":
     """(H, W, 3) uint8 RGB -> (3, H, W) float32 0-255, the input every model of the package takes."""
+    import torch   # here, so readers and evaluation start without loading torch
+
     return torch.from_numpy(np.ascontiguousarray(image)).permute(2, 0, 1).float()

@@ -85,13 +85,16 @@ def figure4_flags(config: Mapping, ds: str) -> str:
 
 def ablation_runs(config: Mapping, ds: str) -> list[AblationRun]:
     """The metrics files of every ``ablation.methods`` x ``ablation.seeds`` run of ``ds``: runs
-    ``{method}-seed{N}``, with the Fast R-CNN test mAP for ``ablation.frcnn_methods``."""
+    ``{method}-seed{N}``, with the Fast R-CNN test mAP for ``ablation.frcnn_methods``. The seed of the
+    dataset's training recipe is the plain ``{method}`` run (the same training), so the default
+    target's run is not trained twice."""
     ablation, cfg = config["ablation"], config["datasets"][ds]
     test, corloc = cfg["test_split"], config["evaluation"]["corloc_split"]
+    recipe_seed = config["training"][cfg["training"]]["seed"]
     runs = []
     for method in ablation["methods"]:
         for seed in ablation["seeds"]:
-            base = f"results/{ds}/{wf.method_run_name(method, seed)}"
+            base = f"results/{ds}/{wf.method_run_name(method, None if seed == recipe_seed else seed)}"
             frcnn = f"{base}/frcnn/metrics/{test}_map.json" if method in ablation["frcnn_methods"] else None
             runs.append(AblationRun(method, seed, f"{base}/metrics/{test}_map.json",
                                     f"{base}/metrics/{corloc}_corloc.json", frcnn,
