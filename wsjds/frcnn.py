@@ -26,10 +26,9 @@ from torchvision.ops import roi_pool
 
 from wsjds.cgl.objective import Objective
 from wsjds.data.dataset import Sample
-from wsjds.data.images import read_rgb
+from wsjds.data.images import read_rgb, rgb_tensor
 from wsjds.data.transforms import hflip, scale_factor
 from wsjds.infer import InferenceConfig
-from wsjds.data.images import rgb_tensor
 from wsjds.model.backbone import PixelConvention
 from wsjds.model.backbones import build_backbone
 from wsjds.model.feature_cache import FrozenFeatureCache
@@ -85,7 +84,7 @@ class FastRCNNTask:
     def __init__(self, settings: Mapping[str, Any], device: torch.device, amp_bf16: bool = False,
                  wsod_state: Mapping[str, torch.Tensor] | None = None):
         self.model = build_frcnn(settings, wsod_state=wsod_state).to(device)
-        self.cache = FrozenFeatureCache(self.model, settings["training"]["feature_cache"])
+        self.cache = FrozenFeatureCache.of_run(self.model, settings)
         self.state_modules: dict[str, nn.Module] = {}
         self.device = device
         self.autocast = (lambda: torch.autocast("cuda", dtype=torch.bfloat16)) if amp_bf16 and device.type == "cuda" \

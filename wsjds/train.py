@@ -75,21 +75,17 @@ class TrainingConfig:
     max_bad_images: int
     checkpoint_every_updates: int
     num_workers: int
-    feature_cache: bool             # reuse the frozen trunk's output per view (wsjds.model.feature_cache)
 
     @classmethod
     def from_config(cls, cfg: Mapping) -> "TrainingConfig":
-        aug = cfg["augmentation"]
         return cls(
-            augmentation=Augmentation(tuple(aug["scales"]), aug["max_side"], aug["flip"], aug["saturation"],
-                                      aug["exposure"], aug["crop_fraction"], aug["min_box_side"]),
+            augmentation=Augmentation.from_config(cfg["augmentation"]),
             optimizer=cfg["optimizer"], epochs=cfg["epochs"], effective_batch=cfg["effective_batch"], lr=cfg["lr"], momentum=cfg["momentum"],
             weight_decay=cfg["weight_decay"], bias_lr_mult=cfg["bias_lr_mult"],
             bias_weight_decay=cfg["bias_weight_decay"], lr_steps=tuple(cfg["lr_steps"]), lr_gamma=cfg["lr_gamma"],
             rounds=cfg["rounds"], seed=cfg["seed"], max_proposals=cfg["max_proposals"], amp_bf16=cfg["amp_bf16"],
             compile=cfg["compile"], max_bad_images=cfg["max_bad_images"],
             checkpoint_every_updates=cfg["checkpoint_every_updates"], num_workers=cfg["num_workers"],
-            feature_cache=cfg["feature_cache"],
         )
 
 

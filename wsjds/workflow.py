@@ -158,9 +158,10 @@ def check_references(config: Mapping) -> None:
         if model["weights"] not in config["weights"]:
             raise ValueError(f"models.{name}.weights = {model['weights']!r} is not among weights: "
                              f"{sorted(config['weights'])}")
+    from wsjds.data.transforms import Augmentation
+
     for name, recipe in config["training"].items():
-        aug = recipe["augmentation"]
-        if recipe["feature_cache"] and (aug["saturation"] > 1 or aug["exposure"] > 1 or aug["crop_fraction"] < 1):
+        if recipe["feature_cache"] and not Augmentation.from_config(recipe["augmentation"]).pixels_follow_view:
             raise ValueError(f"training.{name}.feature_cache needs pixels fixed by (image, flip, scale): set "
                              f"augmentation saturation and exposure to 1 and crop_fraction to 1, or the cache off")
     for name, entry in config["weights"].items():

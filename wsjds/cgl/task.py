@@ -31,7 +31,7 @@ class CGLTask:
                                  center["lr"], generator=torch.Generator().manual_seed(0)).to(device)
         self.center_every = center["update_every_images"]
         self.state_modules = {"center": self.center}
-        self.cache = FrozenFeatureCache(self.model, settings["training"]["feature_cache"])
+        self.cache = FrozenFeatureCache.of_run(self.model, settings)
         self.device = device
         self.autocast = (lambda: torch.autocast("cuda", dtype=torch.bfloat16)) if amp_bf16 and device.type == "cuda" \
             else nullcontext

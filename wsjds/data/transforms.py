@@ -25,6 +25,12 @@ class Augmentation:
     crop_fraction: float          # crop this fraction of each side at a random offset (1 = no crop)
     min_box_side: float           # boxes narrower than this after cropping are dropped (px)
 
+    @classmethod
+    def from_config(cls, aug: dict) -> "Augmentation":
+        """A ``training.<preset>.augmentation`` entry of config.yaml."""
+        return cls(tuple(aug["scales"]), aug["max_side"], aug["flip"], aug["saturation"], aug["exposure"],
+                   aug["crop_fraction"], aug["min_box_side"])
+
     @property
     def pixels_follow_view(self) -> bool:
         """True when the augmented pixels depend only on (image, flip, scale): no colour jitter and no

@@ -7,7 +7,8 @@ flips and rescales (``Augmentation.pixels_follow_view``) the input of a visit is
 
 from __future__ import annotations
 
-from collections.abc import Hashable
+from collections.abc import Hashable, Mapping
+from typing import Any
 
 import torch
 
@@ -22,6 +23,11 @@ class FrozenFeatureCache:
         self.model, self.enabled = model, enabled
         self._store: dict[Hashable, torch.Tensor] = {}
         self.hits = self.misses = 0
+
+    @classmethod
+    def of_run(cls, model: torch.nn.Module, settings: Mapping[str, Any]) -> "FrozenFeatureCache":
+        """The cache of a training run: on when its recipe says ``feature_cache: true``."""
+        return cls(model, settings["training"]["feature_cache"])
 
     def features(self, view: Hashable | None, image: torch.Tensor) -> torch.Tensor | None:
         if not self.enabled or view is None or self.model.backbone.frozen_layers == 0:

@@ -1,7 +1,7 @@
 """The WS-JDS network: one backbone, the WSDDN detection head and (optionally) the ASPP head.
 
 The model takes RGB pixels as they are (float, 0-255) and normalises them itself, with the pixel
-convention of its weights held as buffers, so no reader or stage needs to know the convention.
+convention of its weights, so no reader or stage needs to know the convention.
 """
 
 from __future__ import annotations
@@ -32,19 +32,15 @@ class WSJDSOutput:
 
 
 class Normalise(nn.Module):
-    """RGB (..., 3, H, W) with values 0-255 -> the network's input, by a :class:`PixelConvention`."""
+    """RGB (..., 3, H, W) with values 0-255 -> the network's input, by the weights' :class:`PixelConvention`
+    (a module, so the convention travels with the model and no reader needs it)."""
 
     def __init__(self, pixels: PixelConvention):
         super().__init__()
         self.pixels = pixels
-        self.register_buffer("mean", torch.tensor(pixels.mean).view(3, 1, 1), persistent=False)
-        self.register_buffer("std", torch.tensor(pixels.std).view(3, 1, 1), persistent=False)
 
     def forward(self, rgb: torch.Tensor) -> torch.Tensor:
-        x = rgb.float() * (self.pixels.scale / 255.0)
-        if self.pixels.channel_order == "BGR":
-            x = x.flip(-3)
-        return (x - self.mean) / self.std
+        return self.pixels.normalise(rgb)
 
 
 class WSJDSModel(nn.Module):
