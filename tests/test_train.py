@@ -104,6 +104,51 @@ def test_a_killed_round_resumes_to_the_same_weights(tiny, tmp_path, monkeypatch)
     assert not all(torch.equal(expected[k], state_of(clean / "round1.pt")[k]) for k in expected)   # round 2 trained
 
 
+def test_a_resume_under_changed_settings_is_refused(tiny, tmp_path, monkeypatch):
+    source, store, settings = tiny
+    real = task_module.cgl_objective
+    calls = {"n": 0}
+
+    def dies_on_the_fourth_image(*args, **kwargs):
+        calls["n"] += 1
+        if calls["n"] == 4:
+            raise KeyboardInterrupt("simulated kill")
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(task_module, "cgl_objective", dies_on_the_fourth_image)
+    with pytest.raises(KeyboardInterrupt):
+        train_round(settings, source, store, 1, tmp_path / "round1.pt", None, progress=False)
+    monkeypatch.setattr(task_module, "cgl_objective", real)
+    partial = tmp_path / "round1.pt.partial"
+    before = partial.read_bytes()
+
+    changed = copy.deepcopy(settings)
+    changed["training"]["lr"] = settings["training"]["lr"] * 10
+    with pytest.raises(TrainingError) as info:
+        train_round(changed, source, store, 1, tmp_path / "round1.pt", None, progress=False)
+    message = str(info.value)
+    assert f"training.lr: {settings['training']['lr']} -> {changed['training']['lr']}" in message
+    assert f"rm {partial}" in message and str(partial) in message
+    assert partial.read_bytes() == before and not (tmp_path / "round1.pt").exists()     # nothing lost, nothing mixed
+
+    neutral = copy.deepcopy(settings)
+    neutral["training"]["checkpoint_every_updates"] = 2                     # changes no weight: resumes
+    train_round(neutral, source, store, 1, tmp_path / "round1.pt", None, progress=False)
+    assert not partial.exists() and load_checkpoint(tmp_path / "round1.pt")["visit"] == 6
+
+    with pytest.raises(TrainingError, match=r"round1\.pt was trained with other settings.*training\.lr.*round 1 again"):
+        train_round(changed, source, store, 2, tmp_path / "round2.pt", tmp_path / "round1.pt", progress=False)
+
+
+def test_the_same_config_and_seed_give_the_same_bytes(tiny, tmp_path):
+    source, store, settings = tiny
+    for run in ("a", "b"):
+        train_round(settings, source, store, 1, tmp_path / run / "round1.pt", None,
+                    tmp_path / run / "round1_scalars.csv", progress=False)
+    assert (tmp_path / "a/round1.pt").read_bytes() == (tmp_path / "b/round1.pt").read_bytes()
+    assert (tmp_path / "a/round1_scalars.csv").read_bytes() == (tmp_path / "b/round1_scalars.csv").read_bytes()
+
+
 def test_gradient_accumulation_equals_a_batch(tiny):
     source, store, settings = tiny
     settings = copy.deepcopy(settings)
@@ -156,7 +201,7 @@ def test_checkpoints_load_weights_only_and_record_scalars(tiny, tmp_path):
     assert state["round"] == 1 and state["visit"] == 6 and state["format"] == "wsjds.checkpoint"
     rows = list(csv.DictReader(scalars.open()))
     assert len(rows) == 3 == trainer.schedule.round_bounds[1]
-    assert {"loss", "lr", "images_per_s", "mil_cpg", "seed", "crf", "seed_fg", "seed_bg", "seed_ignore"} <= set(rows[0])
+    assert {"loss", "lr", "mil_cpg", "seed", "crf", "seed_fg", "seed_bg", "seed_ignore"} <= set(rows[0])
     assert all(np.isfinite(float(r["loss"])) for r in rows)
     plot_training_curves([scalars], tmp_path / "curves.png", "tiny")
     assert (tmp_path / "curves.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"

@@ -33,7 +33,7 @@ from tqdm import tqdm
 
 from wsjds.data.classes import SYNTH_CLASSES
 from wsjds.data.synthetic import DISTRACTOR_KINDS, SPLITS, SynthConfig, generate_pretraining_scene
-from wsjds.io import atomic_path
+from wsjds.io import atomic_path, save_torch
 from wsjds.model.backbone import VGGC5D
 from wsjds.model.wsddn import caffe_rois
 from wsjds.model.wsjds import weights_spec
@@ -113,8 +113,7 @@ def pretrain_trunk(settings: Mapping[str, Any], out: str | Path, report: str | P
     state = {f"features.{k}": v for k, v in plain.features.state_dict().items()}
     state.update({"classifier.0.weight": plain.fc6.weight.detach(), "classifier.0.bias": plain.fc6.bias.detach(),
                   "classifier.3.weight": plain.fc7.weight.detach(), "classifier.3.bias": plain.fc7.bias.detach()})
-    with atomic_path(out) as tmp:
-        torch.save({k: v.clone().contiguous() for k, v in state.items()}, tmp)
+    save_torch(out, {k: v.clone().contiguous() for k, v in state.items()})
     counts = np.bincount(scenes.labels, minlength=len(PRETRAIN_CLASSES))
     result = {"classes": list(PRETRAIN_CLASSES), "held_out_scenes": cfg.held_out,
               "trained_on_scenes": cfg.scenes - cfg.held_out,

@@ -28,7 +28,7 @@ from tqdm import tqdm
 from wsjds.cgl.objective import Objective
 from wsjds.data.dataset import Sample, TrainingImages, VisitRange, keep_sample
 from wsjds.data.transforms import Augmentation
-from wsjds.io import atomic_path
+from wsjds.io import atomic_path, save_torch
 
 log = logging.getLogger(__name__)
 
@@ -174,11 +174,13 @@ class Trainer:
                 self.optimizer.step()
                 self.optimizer.zero_grad(set_to_none=True)
                 elapsed, tic = time.perf_counter() - tic, time.perf_counter()
-                row = self._scalar_row(update, pending, batch / elapsed)
+                row = self._scalar_row(update, pending)
                 self.scalars.append(row)
                 bar.set_postfix(loss=f"{row['loss']:.3f}")
-                log.info("update %d/%d: %s", update, self.schedule.total_updates,
-                         ", ".join(f"{k}={v:.4g}" for k, v in row.items() if isinstance(v, float)))
+                # The throughput goes to the log only: checkpoints and scalar files hold no wall-clock
+                # number, so the same config and seed give the same bytes.
+                log.info("update %d/%d: %s, images_per_s=%.3g", update, self.schedule.total_updates,
+                         ", ".join(f"{k}={v:.4g}" for k, v in row.items() if isinstance(v, float)), batch / elapsed)
                 pending = {}
                 if partial is not None and update % self.cfg.checkpoint_every_updates == 0 and self.visit < end:
                     self.save(partial)
@@ -201,9 +203,9 @@ class Trainer:
         for name, value in {"loss": float(objective.loss.detach()), **objective.terms, **objective.stats}.items():
             pending.setdefault(name, []).append(value)
 
-    def _scalar_row(self, update: int, pending: dict[str, list[float]], images_per_s: float) -> dict[str, Any]:
+    def _scalar_row(self, update: int, pending: dict[str, list[float]]) -> dict[str, Any]:
         row: dict[str, Any] = {"round": self.round_number, "update": update, "visit": self.visit,
-                               "lr": self.optimizer.param_groups[0]["lr"], "images_per_s": images_per_s}
+                               "lr": self.optimizer.param_groups[0]["lr"]}
         row.update({name: sum(values) / len(values) for name, values in pending.items()})
         return row
 
@@ -239,15 +241,18 @@ class Trainer:
                 "torch_rng": torch.get_rng_state(), "scalars": self.scalars}
 
     def save(self, path: Path) -> None:
-        with atomic_path(path) as tmp:
-            torch.save(self.state(), tmp)
+        save_torch(path, self.state())
 
-    def load(self, path: Path, expect_round: int | None = None) -> None:
+    def load(self, path: Path, expect_round: int | None = None, remedy: str = "") -> None:
+        """Restore a checkpoint of this run. One trained with other settings is refused (naming the
+        keys that differ, then ``remedy``): continuing from it would mix two runs in one model."""
         state = load_checkpoint(path)
         if expect_round is not None and state["round"] != expect_round:
             raise TrainingError(f"{path}: checkpoint of round {state['round']}, expected round {expect_round}")
-        if state["settings_hash"] != settings_hash(self.settings):
-            log.warning("%s was trained with other settings than this run's; continuing from it anyway", path)
+        differing = settings_differences(json.loads(state["settings"]), self.settings)
+        if differing:
+            raise TrainingError(f"{path} was trained with other settings than this run's; differing: "
+                                + "; ".join(differing) + (f". {remedy}" if remedy else ""))
         self.model.load_state_dict(state["model"])
         self.optimizer.load_state_dict(state["optimizer"])
         for name, module in self.task.state_modules.items():
@@ -272,12 +277,15 @@ def train_round(settings: Mapping[str, Any], source, proposals: str | Path, roun
     if not 1 <= round_number <= trainer.cfg.rounds:
         raise TrainingError(f"round {round_number} is outside 1..{trainer.cfg.rounds} (training.rounds)")
     if partial.is_file():
-        trainer.load(partial, expect_round=round_number)
+        trainer.load(partial, expect_round=round_number,
+                     remedy=f"It is the partial checkpoint of a killed job; delete it to train round {round_number} "
+                            f"from its start with the new settings: rm {partial}")
         log.info("resuming round %d from %s at visit %d", round_number, partial, trainer.visit)
     elif round_number > 1:
         if previous is None:
             raise TrainingError(f"round {round_number} needs round {round_number - 1}'s checkpoint")
-        trainer.load(Path(previous), expect_round=round_number - 1)
+        trainer.load(Path(previous), expect_round=round_number - 1,
+                     remedy=f"Train round {round_number - 1} again with these settings first")
     start, end = trainer.schedule.round_visits(round_number)
     log.info("round %d/%d: visits %d..%d (updates %d..%d of %d, effective batch %d, %d images)", round_number,
              trainer.cfg.rounds, start, end, start // trainer.cfg.effective_batch, end // trainer.cfg.effective_batch,
@@ -316,6 +324,37 @@ def write_scalars(path: str | Path, rows: list[dict[str, Any]]) -> None:
 
 def settings_hash(settings: Mapping[str, Any]) -> str:
     return hashlib.sha256(json.dumps(settings, sort_keys=True).encode()).hexdigest()[:16]
+
+
+def settings_differences(old: Mapping[str, Any], new: Mapping[str, Any]) -> list[str]:
+    """``key: old -> new`` (JSON values) for every dotted key whose value differs, except those that
+    cannot change a trained number (:data:`RESUME_NEUTRAL_KEYS`)."""
+    flat_old, flat_new = _flatten(json.loads(json.dumps(old))), _flatten(json.loads(json.dumps(new)))
+    return [f"{key}: {_shown(flat_old, key)} -> {_shown(flat_new, key)}"
+            for key in sorted(flat_old.keys() | flat_new.keys())
+            if key not in RESUME_NEUTRAL_KEYS and flat_old.get(key, _ABSENT) != flat_new.get(key, _ABSENT)]
+
+
+# How often partial checkpoints are written and how many loader processes read images: neither
+# changes a weight, so a resume may differ in them.
+RESUME_NEUTRAL_KEYS = frozenset({"training.checkpoint_every_updates", "training.num_workers"})
+
+
+_ABSENT = object()
+
+
+def _shown(flat: Mapping[str, Any], key: str) -> str:
+    return json.dumps(flat[key]) if key in flat else "(absent)"
+
+
+def _flatten(tree: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
+    flat: dict[str, Any] = {}
+    for key, value in tree.items():
+        if isinstance(value, Mapping):
+            flat.update(_flatten(value, f"{prefix}{key}."))
+        else:
+            flat[f"{prefix}{key}"] = value
+    return flat
 
 
 def resolve_device(name: str) -> torch.device:

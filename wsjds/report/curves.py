@@ -12,7 +12,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 
 from wsjds.io import atomic_path  # noqa: E402
 
-NON_LOSS_COLUMNS = {"round", "update", "visit", "lr", "images_per_s", "image_score_max", "seed_fg", "seed_bg",
+NON_LOSS_COLUMNS = {"round", "update", "visit", "lr", "image_score_max", "seed_fg", "seed_bg",
                     "seed_ignore", "negative_weight_fraction", "negative_weight_fraction_cpg"}
 
 
