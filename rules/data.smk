@@ -1,4 +1,6 @@
-# Data stage: generate the synthetic dataset; summarise and validate any VOC-layout split.
+# Data stage: generate the synthetic dataset; summarise and validate any VOC-layout split. The
+# summary is the split's cheap check (ids, XML parse, image headers): the proposal rules take it as
+# input, so a broken split fails in seconds, before any heavy job.
 
 
 rule synth_dataset:
@@ -44,4 +46,4 @@ rule dataset_summary:
         "../envs/wsjds.yaml"
     shell:
         "wsjds data summary --root {params.root} --split {wildcards.split} --classes {params.kind}"
-        " --check-images --json --out {output} > {log} 2>&1"
+        " --check-files --json --out {output} > {log} 2>&1"

@@ -3,7 +3,8 @@
 # source: selective_search -> `proposals.shards` Selective Search jobs per split (temporary shard
 # stores, run side by side by `--cores N` or a cluster), then one merge that checks every id of
 # the split is present exactly once. An import spec -> one `wsjds proposals import` job.
-# Settings come from config `proposals`, overridden per dataset (wsjds.proposals.settings).
+# Settings come from config `proposals`, overridden per dataset (wsjds.proposals.settings). Both
+# wait for the split's cheap check (rule dataset_summary), so every later stage does too.
 
 from wsjds.proposals import settings as proposal_cfg
 
@@ -14,6 +15,7 @@ PROPOSAL_IMPORTED_DATASETS = proposal_cfg.datasets_with_source(config, VOC_LAYOU
 rule proposals_compute_shard:
     input:
         dataset_input,
+        checked="results/{ds}/dataset_summary/{split}.json",
     output:
         temp("results/{ds}/proposals/shards/{split}.{shard}-of-{nshards}.h5"),
     params:
@@ -69,6 +71,7 @@ rule proposals_merge:
 rule proposals_import:
     input:
         dataset=dataset_input,
+        checked="results/{ds}/dataset_summary/{split}.json",
         proposals=lambda wildcards: proposal_cfg.import_spec(config, wildcards.ds, wildcards.split)[1],
     output:
         "results/{ds}/proposals/{split}.h5",

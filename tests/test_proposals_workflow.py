@@ -77,7 +77,7 @@ def test_dry_run_fans_out_one_job_per_shard(tmp_path, voc_sample):
 
 def test_import_rule_writes_the_store(tmp_path):
     images = [("000005", 100, 90), ("000007", 120, 100)]
-    voc = make_voc(tmp_path / "VOC2007", {"trainval": images, "test": images})
+    voc = make_voc(tmp_path / "VOC2007", {"trainval": images, "test": images}, images=True)
     pkl = tmp_path / "props_test.pkl"
     pkl.write_bytes(pickle.dumps({"boxes": [np.array([[19, 9, 79, 49]]), np.array([[0, 0, 119, 99]])],
                                   "scores": [np.array([0.5]), np.array([0.25])], "indexes": [5, 7]}))
@@ -91,3 +91,29 @@ def test_import_rule_writes_the_store(tmp_path):
         assert store.header.source == "import:pkl" and store.parameters["max_per_image"] == 9999
     assert (tmp_path / "logs/voc07/proposals_import_test.log").is_file()
     assert (tmp_path / "results/voc07/benchmarks/proposals_import_test.tsv").is_file()
+
+
+def test_a_split_listing_an_id_without_files_fails_in_the_check_before_any_proposal_job(tmp_path):
+    images = [("000005", 100, 90), ("000007", 120, 100), ("000009", 90, 110)]
+    voc = make_voc(tmp_path / "VOC2007", {"test": images}, images=True)
+    with (voc / "ImageSets/Main/test.txt").open("a") as listing:
+        listing.write("000404\n")                                   # listed, no XML and no JPEG
+    override = {"datasets": {"voc07": {"root": str(voc), "proposals": {"shards": 2}}}}
+    result = snakemake(tmp_path, "--cores", "1", "results/voc07/proposals/test.h5", override=override)
+    assert result.returncode != 0
+    log = (tmp_path / "logs/voc07/dataset_summary_test.log").read_text()
+    assert "'000404'" in log and "000404.xml" in log and "listed in ImageSets but not on disk" in log
+    assert not list((tmp_path / "logs/voc07").glob("proposals_*")), "a proposal job ran before the check"
+    assert not (tmp_path / "results/voc07/proposals").exists()
+
+
+def test_the_check_reads_image_headers_without_decoding(tmp_path):
+    images = [("000005", 100, 90), ("000007", 120, 100)]
+    voc = make_voc(tmp_path / "VOC2007", {"test": images}, images=True)
+    (voc / "JPEGImages/000007.jpg").unlink()
+    override = {"datasets": {"voc07": {"root": str(voc)}}}
+    result = snakemake(tmp_path, "--cores", "1", "results/voc07/proposals/test.h5", override=override)
+    assert result.returncode != 0
+    log = (tmp_path / "logs/voc07/dataset_summary_test.log").read_text()
+    assert "'000007'" in log and "000007.jpg" in log and "image file is missing" in log
+    assert not list((tmp_path / "logs/voc07").glob("proposals_*"))

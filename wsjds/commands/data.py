@@ -1,5 +1,6 @@
-"""``wsjds data summary``: per-class image and object counts of a VOC-layout split (and a full
-validation pass over its annotations, and with ``--check-images`` its images)."""
+"""``wsjds data summary``: per-class image and object counts of a VOC-layout split, and a validation
+pass over its annotations; with ``--check-files`` every image file's header (the cheap check the
+workflow runs before any heavy stage), with ``--check-images`` every image decoded."""
 
 from __future__ import annotations
 
@@ -26,6 +27,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     summary.add_argument("--classes", default="voc", choices=["voc", "synthetic"], help="class list of the dataset")
     summary.add_argument("--json", action="store_true", help="print JSON instead of a table")
     summary.add_argument("--out", help="also write the JSON summary to this file (atomically)")
+    summary.add_argument("--check-files", action="store_true",
+                         help="check every image file exists and its header has the annotation's size (no decoding)")
     summary.add_argument("--check-images", action="store_true",
                          help="decode every image and check its size against the annotation")
     summary.set_defaults(func=run_summary)
@@ -35,6 +38,9 @@ def run_summary(args: argparse.Namespace) -> int:
     dataset = VOCDataset(args.root, args.split, classes_for(args.classes))
     annotations = {image_id: dataset.annotation(image_id)
                    for image_id in tqdm(dataset.ids, desc=f"annotations {args.split}", unit="img")}
+    if args.check_files:
+        for image_id in tqdm(dataset.ids, desc=f"image files {args.split}", unit="img"):
+            dataset.check_image(image_id)
     if args.check_images:
         for image_id in tqdm(dataset.ids, desc=f"images {args.split}", unit="img"):
             dataset.read_image(image_id)

@@ -23,6 +23,23 @@ def read_rgb(path: str | Path, image_id: str | None = None,
     return image
 
 
+def check_image_header(path: str | Path, image_id: str | None = None,
+                       expected_size: tuple[int, int] | None = None) -> None:
+    """The cheap check before heavy work: the file exists and its header is an image's of
+    ``expected_size`` ``(width, height)``. Reads the header only; :func:`read_rgb` still decodes."""
+    path = Path(path)
+    if not path.is_file():
+        raise DatasetError("image file is missing", path=path, image_id=image_id)
+    try:
+        with Image.open(path) as image:
+            width, height = image.size
+    except (OSError, UnidentifiedImageError, SyntaxError) as exc:
+        raise DatasetError(f"not a readable image ({exc})", path=path, image_id=image_id) from exc
+    if expected_size is not None and (width, height) != tuple(expected_size):
+        raise DatasetError(f"image is {width}x{height} but the annotation says {expected_size[0]}x{expected_size[1]}",
+                           path=path, image_id=image_id)
+
+
 def read_label_map(path: str | Path, image_id: str | None = None,
                    expected_size: tuple[int, int] | None = None) -> np.ndarray:
     """Decode a palette (or greyscale) label PNG -> (H, W) uint8 of indices (255 = void)."""

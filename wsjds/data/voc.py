@@ -24,7 +24,7 @@ import numpy as np
 from wsjds.boxes import from_voc_xml
 from wsjds.data.classes import VOC_CLASSES, class_index
 from wsjds.data.errors import DatasetError
-from wsjds.data.images import read_label_map, read_rgb
+from wsjds.data.images import check_image_header, read_label_map, read_rgb
 
 VOID_LABEL = 255
 
@@ -98,6 +98,11 @@ class VOCDataset:
         """(H, W, 3) uint8 RGB, checked against the annotation's size."""
         ann = self.annotation(image_id)
         return read_rgb(self.image_path(image_id), image_id, expected_size=(ann.width, ann.height))
+
+    def check_image(self, image_id: str) -> None:
+        """Without decoding: the image file exists and its header has the annotation's size."""
+        ann = self.annotation(image_id)
+        check_image_header(self.image_path(image_id), image_id, expected_size=(ann.width, ann.height))
 
     def segmentation_ids(self) -> tuple[str, ...]:
         """Ids of the split that have segmentation PNGs (ImageSets/Segmentation/{split}.txt)."""
