@@ -84,6 +84,22 @@ def test_iou_must_exceed_the_threshold_and_class_and_image_must_match():
     assert not tp.any() and fp.all()
 
 
+def test_external_json_boxes_are_matched_in_float64_as_the_devkit_does(tmp_path):
+    gt = make_gt([(0, 0, (0, 0, 100, 100), False), (1, 0, (0, 0, 100, 100), False)])
+    # IoU 0.5 + 1e-8 on img0 (a match) and 0.5 - 1e-8 on img1 (none). In float32 both heights round
+    # to 50.0, IoU exactly 0.5, neither matches.
+    entries = [{"image_id": "img0", "category_id": 0, "bbox": [0, 0, 100, 50.000001], "score": 0.9},
+               {"image_id": "img1", "category_id": 0, "bbox": [0, 0, 100, 49.999999], "score": 0.8}]
+    assert np.float32(50.000001) == np.float32(49.999999) == 50.0
+    path = tmp_path / "external.json"
+    path.write_text(json.dumps(entries))
+    dets = read_detections(path, gt.image_ids, CLASSES)
+    tp, fp, order = match_detections(gt, dets)
+    assert tp[order == 0].all() and fp[order == 1].all()
+    # recall 0.5 at precision 1: the 11-point AP counts 6 points of 11 (recall 0, 0.1, ..., 0.5)
+    assert evaluate_voc_map(gt, dets, True).per_class["a"] == pytest.approx(6 / 11, abs=1e-12)
+
+
 def test_07_and_10_metrics_on_a_known_precision_recall_curve():
     # 4 positives in 4 images; ranked detections: TP FP TP FP FP TP
     # recall 1/4 1/4 2/4 2/4 2/4 3/4, precision 1 1/2 2/3 1/2 2/5 1/2
@@ -400,3 +416,31 @@ def test_cli_reports_bad_input_with_exit_code_2(voc_sample, tmp_path, caplog):
                  "--metric", "map", "--out", str(tmp_path / "m.json")]) == 2
     assert "'999999'" in caplog.text and str(path) in caplog.text
     assert not (tmp_path / "m.json").exists()
+
+
+def test_cli_reads_kind_and_metric_of_a_synthetic_root_from_its_dataset_json(tmp_path):
+    from wsjds.data.classes import SYNTH_CLASSES
+    from wsjds.data.synthetic import SynthConfig, generate_dataset
+
+    root = tmp_path / "synth"
+    generate_dataset(root, SynthConfig(num_trainval=1, num_test=4, min_side=64, max_side=80))
+    dataset = VOCDataset(root, "test", SYNTH_CLASSES)
+    entries = []
+    for image_id in dataset.ids:        # every object found, a miss ranked between the first and the others
+        ann = dataset.annotation(image_id)
+        entries += [{"image_id": image_id, "category_id": int(label), "bbox": xyxy_to_xywh(box[None])[0].tolist(),
+                     "score": 0.9 if k == 0 else 0.4} for k, (box, label) in enumerate(zip(ann.boxes, ann.labels))]
+        entries += [{"image_id": image_id, "category_id": int(label), "bbox": [0, 0, 2, 2], "score": 0.7}
+                    for label in set(ann.labels.tolist())]
+    (tmp_path / "d.json").write_text(json.dumps(entries))
+
+    def evaluate(*flags):
+        out = tmp_path / f"m{len(flags)}{''.join(flags)}.json"
+        assert main(["evaluate", "voc", "--root", str(root), "--split", "test", "--detections",
+                     str(tmp_path / "d.json"), "--metric", "map", *flags, "--out", str(out)]) == 0
+        return json.loads(out.read_text())
+
+    inferred, explicit = evaluate(), evaluate("--kind", "synthetic", "--no-use07")
+    assert inferred["classes"] == list(SYNTH_CLASSES) and inferred["mean"] == explicit["mean"]
+    assert inferred["per_class"] == explicit["per_class"]
+    assert evaluate("--kind", "synthetic", "--use07")["mean"] != inferred["mean"]    # the area AP was chosen

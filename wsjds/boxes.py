@@ -45,10 +45,11 @@ def xyxy_to_xywh(boxes: np.ndarray) -> np.ndarray:
     return np.concatenate([boxes[:, :2], boxes[:, 2:] - boxes[:, :2]], axis=1)
 
 
-def xywh_to_xyxy(boxes: np.ndarray) -> np.ndarray:
-    """COCO ``[x, y, w, h]`` -> package convention, float32. Shape (N, 4)."""
+def xywh_to_xyxy(boxes: np.ndarray, dtype: type = np.float32) -> np.ndarray:
+    """COCO ``[x, y, w, h]`` -> package convention, computed in float64 and returned as ``dtype``
+    (float32 for stores; float64 where boxes are matched against an IoU threshold). Shape (N, 4)."""
     boxes = np.asarray(boxes, dtype=np.float64).reshape(-1, 4)
-    return np.concatenate([boxes[:, :2], boxes[:, :2] + boxes[:, 2:]], axis=1).astype(np.float32)
+    return np.concatenate([boxes[:, :2], boxes[:, :2] + boxes[:, 2:]], axis=1).astype(dtype)
 
 
 def box_area(boxes: np.ndarray) -> np.ndarray:

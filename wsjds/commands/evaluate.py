@@ -18,6 +18,7 @@ from pathlib import Path
 from wsjds.data.classes import classes_for
 from wsjds.data.coco import COCODataset
 from wsjds.data.errors import DatasetError
+from wsjds.data.sources import is_synthetic_root
 from wsjds.evaluation.coco import IOU_TYPES, evaluate_coco, read_coco_detections
 from wsjds.evaluation.corloc import CORLOC_DEFINITIONS, CORLOC_IOU_THRESHOLD, DEFAULT_CORLOC_DEFINITION, evaluate_corloc
 from wsjds.evaluation.detections_io import read_detections
@@ -46,14 +47,14 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     voc = actions.add_parser("voc", help="VOC devkit AP (mAP) or CorLoc on a VOC-layout split")
     voc.add_argument("--root", required=True, help="the VOC20XX directory (or the synthetic dataset's root)")
     voc.add_argument("--split", required=True, help="ImageSets/Main list, e.g. test (mAP) or trainval (CorLoc)")
-    voc.add_argument("--kind", default="voc", choices=VOC_KINDS, help="class list of the dataset (default voc)")
+    voc.add_argument("--kind", choices=VOC_KINDS, help="class list of the dataset (default: synthetic where the root's dataset.json says so, else voc)")
     voc.add_argument("--detections", required=True,
                      help="detections .h5 (wsjds.detections), a JSON list {image_id, category_id (0-based), "
                           "bbox [x, y, w, h], score}, or a directory of comp4_det_{split}_{class}.txt files")
     voc.add_argument("--metric", required=True, choices=METRICS)
     voc.add_argument("--use07", action=argparse.BooleanOptionalAction, default=None,
-                     help="11-point AP (VOC2007) instead of the area under the curve; default: from the year "
-                          "in the root's name (VOC2007 -> 11-point)")
+                     help="11-point AP (VOC2007) instead of the area under the curve; default: the area for a "
+                          "synthetic root, else from the year in the root's name (VOC2007 -> 11-point)")
     voc.add_argument("--iou-threshold", type=float, default=None,
                      help=f"match when IoU > this (devkit and authors' CorLoc: {DEVKIT_IOU_THRESHOLD})")
     voc.add_argument("--corloc-definition", default=DEFAULT_CORLOC_DEFINITION, choices=CORLOC_DEFINITIONS,
@@ -67,7 +68,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                                                    "instances, a part only, other, missed")
     failures.add_argument("--root", required=True, help="the VOC20XX directory (or the synthetic dataset's root)")
     failures.add_argument("--split", required=True, help="ImageSets/Main list, usually trainval (as CorLoc)")
-    failures.add_argument("--kind", default="voc", choices=VOC_KINDS, help="class list of the dataset (default voc)")
+    failures.add_argument("--kind", choices=VOC_KINDS, help="class list of the dataset (default: synthetic where the root's dataset.json says so, else voc)")
     failures.add_argument("--detections", required=True, help="detections, in any form `evaluate voc` reads")
     failures.add_argument("--iou-threshold", type=float, default=CORLOC_IOU_THRESHOLD,
                           help=f"correct when IoU > this (default {CORLOC_IOU_THRESHOLD}, as CorLoc)")
@@ -92,7 +93,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     seg = actions.add_parser("segmentation", help="semantic-segmentation mIoU on a VOC segmentation split")
     seg.add_argument("--root", required=True, help="the VOC20XX directory (or the synthetic dataset's root)")
     seg.add_argument("--split", required=True, help="ImageSets/Segmentation list, e.g. val")
-    seg.add_argument("--kind", default="voc", choices=VOC_KINDS, help="class list of the dataset (default voc)")
+    seg.add_argument("--kind", choices=VOC_KINDS, help="class list of the dataset (default: synthetic where the root's dataset.json says so, else voc)")
     seg.add_argument("--predictions", required=True,
                      help="directory of {id}.png label maps (class index + 1, 0 = background)")
     seg.add_argument("--out", required=True, help="metrics JSON to write (atomically)")
@@ -100,10 +101,14 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def _run_voc(args: argparse.Namespace) -> int:
-    classes = classes_for(args.kind)
+    kind = _kind(args)
+    classes = classes_for(kind)
     use07 = None
     if args.metric == "map":  # resolved first: a missing year fails before any file is read
-        use07 = args.use07 if args.use07 is not None else _use07_from_root(args.root)
+        if args.use07 is not None:
+            use07 = args.use07
+        else:
+            use07 = False if kind == "synthetic" else _use07_from_root(args.root)
     start = time.perf_counter()
     gt = load_voc_ground_truth(args.root, args.split, classes, cache_dir=args.cache_dir)
     dets = read_detections(args.detections, gt.image_ids, classes, split=args.split)
@@ -129,7 +134,7 @@ def _run_voc(args: argparse.Namespace) -> int:
 
 
 def _run_failures(args: argparse.Namespace) -> int:
-    classes = classes_for(args.kind)
+    classes = classes_for(_kind(args))
     gt = load_voc_ground_truth(args.root, args.split, classes, cache_dir=args.cache_dir)
     dets = read_detections(args.detections, gt.image_ids, classes, split=args.split)
     result = evaluate_failure_modes(gt, dets, args.iou_threshold, args.instance_cover, args.part_inside)
@@ -150,9 +155,18 @@ def _run_coco(args: argparse.Namespace) -> int:
 
 
 def _run_segmentation(args: argparse.Namespace) -> int:
-    result = evaluate_voc_segmentation(args.root, args.split, classes_for(args.kind), args.predictions)
+    result = evaluate_voc_segmentation(args.root, args.split, classes_for(_kind(args)), args.predictions)
     _write(args.out, result, {"root": str(args.root), "split": args.split, "predictions": str(args.predictions)})
     return 0
+
+
+def _kind(args: argparse.Namespace) -> str:
+    """``--kind``, else what the root says: the synthetic generator's dataset.json, or VOC."""
+    if args.kind is not None:
+        return args.kind
+    kind = "synthetic" if is_synthetic_root(args.root) else "voc"
+    log.info("dataset kind %s, from %s", kind, "its dataset.json" if kind == "synthetic" else "no synthetic dataset.json")
+    return kind
 
 
 def _use07_from_root(root: str) -> bool:

@@ -1,8 +1,21 @@
-"""Where each dataset kind lives on disk and how a user obtains it (used for fail-fast messages)."""
+"""Where each dataset kind lives on disk, how a user obtains it (used for fail-fast messages), and
+how a root says it is the synthetic generator's."""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
+
+SYNTHETIC_MANIFEST_FORMAT = "wsjds.synthetic"     # the "format" of the generator's dataset.json
+
+
+def is_synthetic_root(root: str | Path) -> bool:
+    """Whether ``root`` holds a dataset the synthetic generator wrote (its dataset.json says so)."""
+    manifest = Path(root) / "dataset.json"
+    try:
+        return json.loads(manifest.read_text()).get("format") == SYNTHETIC_MANIFEST_FORMAT
+    except (OSError, ValueError, AttributeError):
+        return False
 
 _HOW_TO_GET = {
     "voc": (

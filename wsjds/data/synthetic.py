@@ -33,6 +33,7 @@ from tqdm import tqdm
 from wsjds import __version__
 from wsjds.boxes import mask_to_box, to_voc_xml, xyxy_to_xywh
 from wsjds.data.classes import SYNTH_CLASSES
+from wsjds.data.sources import SYNTHETIC_MANIFEST_FORMAT
 from wsjds.io import atomic_path
 
 log = logging.getLogger(__name__)
@@ -126,7 +127,7 @@ def generate_dataset(out: str | Path, config: SynthConfig = SynthConfig()) -> di
         for folder in ("JPEGImages", "Annotations", "ImageSets/Main", "ImageSets/Segmentation",
                        "SegmentationClass", "SegmentationObject", "annotations"):
             (tmp / folder).mkdir(parents=True)
-        manifest = {"format": "wsjds.synthetic", "version": 1, "producer": f"wsjds {__version__}",
+        manifest = {"format": SYNTHETIC_MANIFEST_FORMAT, "version": 1, "producer": f"wsjds {__version__}",
                     "classes": list(SYNTH_CLASSES), "config": asdict(config), "splits": {}}
         next_id = 1
         for split_index, split in enumerate(SPLITS):

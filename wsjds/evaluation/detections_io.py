@@ -38,7 +38,8 @@ COMP4_PATTERN = "comp4_det_{split}_{name}.txt"
 @dataclass(frozen=True)
 class FlatDetections:
     """D detections of a split. ``image_index`` (D,) int64 into ``image_ids``; ``boxes`` (D, 4)
-    float32 in package convention (so JSON and HDF5 inputs of the same boxes score identically);
+    float64 in package convention (as the devkit matches: a JSON box within 1e-7 IoU of the
+    threshold is never moved across it by a cast; HDF5's float32 boxes convert exactly);
     ``scores`` (D,) float64; ``labels`` (D,) int64 (0-based)."""
 
     image_ids: tuple[str, ...]
@@ -52,7 +53,7 @@ class FlatDetections:
 
     @classmethod
     def empty(cls, image_ids: Sequence[str]) -> "FlatDetections":
-        return cls(tuple(image_ids), np.zeros(0, np.int64), np.zeros((0, 4), np.float32), np.zeros(0),
+        return cls(tuple(image_ids), np.zeros(0, np.int64), np.zeros((0, 4), np.float64), np.zeros(0),
                    np.zeros(0, np.int64))
 
     @classmethod
@@ -60,7 +61,7 @@ class FlatDetections:
                    labels: Any) -> "FlatDetections":
         """Build from array-likes (converted and reshaped; no validation)."""
         return cls(tuple(image_ids), np.asarray(image_index, np.int64).reshape(-1),
-                   np.asarray(boxes, np.float32).reshape(-1, 4), np.asarray(scores, np.float64).reshape(-1),
+                   np.asarray(boxes, np.float64).reshape(-1, 4), np.asarray(scores, np.float64).reshape(-1),
                    np.asarray(labels, np.int64).reshape(-1))
 
 
@@ -214,7 +215,7 @@ def _xywh_checked(bbox: np.ndarray, path: Path, entry_id: Callable[[int], str]) 
         k = int(np.flatnonzero(bad)[0])
         raise DatasetError(f"detection {k}: malformed bbox {bbox[k].tolist()} (expected finite [x, y, w, h] "
                            "with w >= 0 and h >= 0)", path=path, image_id=entry_id(k))
-    return xywh_to_xyxy(bbox)
+    return xywh_to_xyxy(bbox, np.float64)
 
 
 def _raise_first_bad_entry(entries: list, index: dict[str, int], num_classes: int, path: Path) -> None:

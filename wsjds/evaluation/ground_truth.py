@@ -30,7 +30,7 @@ _MEMORY_CACHE: dict[str, "GroundTruth"] = {}
 @dataclass(frozen=True)
 class GroundTruth:
     """Objects of a split, flattened. ``image_index`` (G,) int64 indexes ``image_ids``; ``boxes``
-    (G, 4) float32 in package convention; ``labels`` (G,) int64 into ``classes``; ``difficult`` (G,) bool.
+    (G, 4) float64 in package convention (COCO's fractional boxes kept as written); ``labels`` (G,) int64 into ``classes``; ``difficult`` (G,) bool.
     ``image_ids`` is the split in list order: the universe detections are checked against."""
 
     image_ids: tuple[str, ...]
@@ -58,8 +58,8 @@ def ground_truth_from_annotations(image_ids: Sequence[str], annotations: Mapping
         image_ids=tuple(image_ids),
         classes=tuple(classes),
         image_index=np.repeat(np.arange(len(parts), dtype=np.int64), counts),
-        boxes=np.concatenate([a.boxes for a in parts]).astype(np.float32).reshape(-1, 4)
-        if parts else np.zeros((0, 4), np.float32),
+        boxes=np.concatenate([a.boxes for a in parts]).astype(np.float64).reshape(-1, 4)
+        if parts else np.zeros((0, 4), np.float64),
         labels=np.concatenate([a.labels for a in parts]).astype(np.int64) if parts else np.zeros(0, np.int64),
         difficult=np.concatenate([a.difficult for a in parts]).astype(bool) if parts else np.zeros(0, bool),
     )
@@ -104,7 +104,7 @@ def _read_cache(path: Path, dataset: VOCDataset) -> GroundTruth | None:
     try:
         with np.load(path, allow_pickle=False) as data:
             gt = GroundTruth(image_ids=dataset.ids, classes=dataset.classes,
-                             image_index=data["image_index"].astype(np.int64), boxes=data["boxes"].astype(np.float32),
+                             image_index=data["image_index"].astype(np.int64), boxes=data["boxes"].astype(np.float64),
                              labels=data["labels"].astype(np.int64), difficult=data["difficult"].astype(bool))
     except (OSError, KeyError, ValueError) as exc:
         log.warning("ignoring unreadable ground-truth cache %s (%s)", path, exc)
