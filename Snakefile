@@ -26,7 +26,8 @@ configfile: "config.yaml"
 report: "report/workflow.rst"
 
 
-validate(config, "schemas/config.schema.yaml")
+wf.validate_config(config, os.path.join(workflow.basedir, "schemas/config.schema.yaml"))   # short messages
+validate(config, "schemas/config.schema.yaml")   # the same schema; fills its defaults
 wf.check_references(config)
 
 SYNTHETIC_DATASETS = wf.datasets_of_kind(config, "synthetic")

@@ -74,11 +74,31 @@ def test_bad_config_stops_the_workflow_before_any_job(tmp_path):
     typo = {"datasets": {"synth": {"generator": {"num_tset": 3}}}}
     result = snakemake(tmp_path, "--cores", "1", configs=(typo,))
     assert result.returncode != 0
-    assert "num_tset" in result.stderr and "Additional properties are not allowed" in result.stderr
+    assert "unknown key 'num_tset' in datasets.synth.generator; allowed keys: cluster_prob," in result.stderr
     assert not (tmp_path / "results").exists()
     negative = {"datasets": {"synth": {"generator": {"num_test": -1}}}}
     result = snakemake(tmp_path, "--cores", "1", configs=(negative,))
     assert result.returncode != 0 and "num_test" in result.stderr and "minimum" in result.stderr
+
+
+def test_a_misspelt_top_level_key_is_named_first_with_the_allowed_keys_and_no_schema(tmp_path):
+    result = snakemake(tmp_path, "-n", configs=({"default_datset": "synth"},))
+    assert result.returncode != 0
+    lines = (result.stdout + result.stderr).strip().splitlines()
+    problem = next(k for k, line in enumerate(lines) if "default_datset" in line)
+    assert problem <= 3 and len(lines) <= 10, lines
+    assert "unknown key 'default_datset' at the top level; allowed keys: ablation, cgl, datasets, default_dataset," \
+        in lines[problem]
+    assert "$schema" not in result.stderr and "additionalProperties" not in result.stderr
+
+
+def test_the_yaml_examples_in_config_comments_parse_and_validate():
+    examples = re.findall(r"^\s*#\s{3}(source: \{.*\})\s*$", (REPO / "config.yaml").read_text(), re.M)
+    assert len(examples) == 4, examples
+    for example in examples:
+        config = base_config()
+        config["proposals"].update(yaml.safe_load(example))
+        validate(config, SCHEMA)
 
 
 def test_dry_run_builds_the_dag_of_every_stage(tmp_path):

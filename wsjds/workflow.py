@@ -9,6 +9,7 @@ from __future__ import annotations
 import re
 import shlex
 from collections.abc import Mapping
+from pathlib import Path
 
 from wsjds.data.sources import missing_dataset_message, required_path
 
@@ -21,6 +22,43 @@ _METHOD_NAME = re.compile(rf"(?P<method>[a-z][a-z0-9]*)(?:{SEED_SUFFIX}(?P<seed>
 
 class MissingDatasetError(FileNotFoundError):
     """A configured dataset is not on disk; the message says where it should be and what to do."""
+
+
+class ConfigError(ValueError):
+    """The config (config.yaml plus any --configfile) breaks the schema; the message names each key."""
+
+
+# Problems listed in one config error; a longer list is cut with its count.
+MAX_CONFIG_PROBLEMS = 10
+MAX_PROBLEM_CHARS = 300
+
+
+def validate_config(config: Mapping, schema_path: str | Path) -> None:
+    """Check ``config`` against the JSON schema; raise :class:`ConfigError` with one short line per
+    problem: where, what, and for an unknown key the allowed ones. The schema is never printed."""
+    import jsonschema
+    import yaml
+
+    schema = yaml.safe_load(Path(schema_path).read_text())
+    validator = jsonschema.validators.validator_for(schema)(schema)
+    errors = sorted(validator.iter_errors(config), key=lambda e: [str(p) for p in e.absolute_path])
+    if not errors:
+        return
+    problems = [_config_problem(error) for error in errors[:MAX_CONFIG_PROBLEMS]]
+    if len(errors) > MAX_CONFIG_PROBLEMS:
+        problems.append(f"... and {len(errors) - MAX_CONFIG_PROBLEMS} more")
+    raise ConfigError(f"the config does not match {Path(schema_path).name}:\n  " + "\n  ".join(problems))
+
+
+def _config_problem(error) -> str:
+    where = ".".join(str(p) for p in error.absolute_path)
+    if error.validator == "additionalProperties" and error.validator_value is False:
+        allowed = sorted(error.schema.get("properties", {}))
+        unknown = sorted(key for key in error.instance if key not in allowed)
+        return (f"unknown key {', '.join(map(repr, unknown))} {f'in {where}' if where else 'at the top level'}; "
+                f"allowed keys: {', '.join(allowed)}")
+    message = error.message if len(error.message) <= MAX_PROBLEM_CHARS else error.message[:MAX_PROBLEM_CHARS] + " ..."
+    return f"{where or 'top level'}: {message}"
 
 
 def datasets_of_kind(config: Mapping, *kinds: str) -> list[str]:
