@@ -35,3 +35,18 @@ def test_the_cli_starts_without_loading_torch():
     code = "import sys, wsjds.cli; wsjds.cli.build_parser(); print('torch' in sys.modules)"
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert result.stdout.strip() == "False"
+
+
+def test_the_report_command_needs_nothing_beyond_the_user_install(repo_root):
+    """README's `snakemake --report` imports jinja2 and pygments (snakemake/report/html_reporter);
+    Snakemake requires only jinja2, so the other must be a runtime dependency, not a test one."""
+    import importlib.metadata
+    import tomllib
+
+    def name(requirement: str) -> str:
+        return re.split(r"[<>=!~;\[ ]", requirement, maxsplit=1)[0].lower()
+
+    declared = {name(r) for r in tomllib.loads((repo_root / "pyproject.toml").read_text())["project"]["dependencies"]}
+    from_snakemake = {name(r) for r in importlib.metadata.requires("snakemake") or [] if "extra ==" not in r}
+    for package in ("jinja2", "pygments"):
+        assert package in declared | from_snakemake, f"{package} comes only with the test extra"
