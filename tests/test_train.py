@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import copy
 import csv
+import json
 from pathlib import Path
 
 import numpy as np
@@ -15,6 +16,7 @@ import yaml
 import wsjds.cgl.task as task_module
 import wsjds.train as train_module
 from wsjds.cgl.objective import CGLConfig, Method, cgl_objective
+from wsjds.cli import main
 from wsjds.data.classes import SYNTH_CLASSES
 from wsjds.data.dataset import TrainingImages
 from wsjds.data.synthetic import SynthConfig, generate_dataset
@@ -130,6 +132,10 @@ def test_a_resume_under_changed_settings_is_refused(tiny, tmp_path, monkeypatch)
     assert f"training.lr: {settings['training']['lr']} -> {changed['training']['lr']}" in message
     assert f"rm {partial}" in message and str(partial) in message
     assert partial.read_bytes() == before and not (tmp_path / "round1.pt").exists()     # nothing lost, nothing mixed
+    (tmp_path / "changed.json").write_text(json.dumps(changed))
+    argv = ["train", "--settings", str(tmp_path / "changed.json"), "--proposals", str(store), "--round", "1",
+            "--out", str(tmp_path / "round1.pt"), "--no-progress"]
+    assert main(argv) == 2 and partial.read_bytes() == before                 # the CLI: a message, exit code 2
 
     neutral = copy.deepcopy(settings)
     neutral["training"]["checkpoint_every_updates"] = 2                     # changes no weight: resumes

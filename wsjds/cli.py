@@ -13,7 +13,7 @@ import os
 import sys
 
 from wsjds import __version__
-from wsjds.data.errors import DatasetError
+from wsjds.errors import UserError
 
 COMMAND_MODULES: tuple[str, ...] = (
     "wsjds.commands.data",
@@ -38,7 +38,7 @@ def main(argv: list[str] | None = None) -> int:
     set_cpu_threads(getattr(args, "threads", None) or 1)
     try:
         return int(args.func(args) or 0)
-    except DatasetError as exc:
+    except UserError as exc:
         logging.getLogger("wsjds").error("%s", exc)
         return 2
 

@@ -28,6 +28,7 @@ from tqdm import tqdm
 from wsjds.cgl.objective import Objective
 from wsjds.data.dataset import Sample, TrainingImages, VisitRange, keep_sample
 from wsjds.data.transforms import Augmentation
+from wsjds.errors import UserError
 from wsjds.io import atomic_path, save_torch
 
 log = logging.getLogger(__name__)
@@ -48,7 +49,7 @@ class TrainingTask(Protocol):
     def after_visit(self, visit: int) -> None: ...
 
 
-class TrainingError(RuntimeError):
+class TrainingError(UserError, RuntimeError):
     """Training cannot go on (too many non-finite losses, a checkpoint that does not fit)."""
 
 

@@ -12,6 +12,7 @@ from collections.abc import Mapping
 from pathlib import Path
 
 from wsjds.data.sources import missing_dataset_message, required_path
+from wsjds.errors import UserError
 
 
 DEFAULT_METHOD = "wsjds"   # the full method is the headline's default (design: Table 1 axis)
@@ -20,11 +21,11 @@ _SEED = r"(?:0|[1-9][0-9]*)"   # no leading zeros: one name per seed
 _METHOD_NAME = re.compile(rf"(?P<method>[a-z][a-z0-9]*)(?:{SEED_SUFFIX}(?P<seed>{_SEED}))?")
 
 
-class MissingDatasetError(FileNotFoundError):
+class MissingDatasetError(UserError, FileNotFoundError):
     """A configured dataset is not on disk; the message says where it should be and what to do."""
 
 
-class ConfigError(ValueError):
+class ConfigError(UserError, ValueError):
     """The config (config.yaml plus any --configfile) breaks the schema; the message names each key."""
 
 

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from wsjds.errors import UserError
 
-class DatasetError(ValueError):
+
+class DatasetError(UserError, ValueError):
     """Bad or missing dataset input. ``path`` and ``image_id`` say where; the message says what."""
 
     def __init__(self, message: str, *, path: str | Path | None = None, image_id: str | None = None):
