@@ -70,6 +70,20 @@ def grid_boxes(width: int, height: int) -> np.ndarray:
     return np.round(np.array(boxes, np.float32), 1)
 
 
+def kill_on_the_fourth_image(monkeypatch):
+    """Make the CGL objective raise KeyboardInterrupt (a kill) on its fourth call; returns the real one."""
+    real, calls = task_module.cgl_objective, {"n": 0}
+
+    def dies_on_the_fourth_image(*args, **kwargs):
+        calls["n"] += 1
+        if calls["n"] == 4:
+            raise KeyboardInterrupt("simulated kill")
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(task_module, "cgl_objective", dies_on_the_fourth_image)
+    return real
+
+
 def state_of(path: Path) -> dict[str, torch.Tensor]:
     return load_checkpoint(path)["model"]
 
@@ -82,16 +96,7 @@ def test_a_killed_round_resumes_to_the_same_weights(tiny, tmp_path, monkeypatch)
 
     killed = tmp_path / "killed"
     train_round(settings, source, store, 1, killed / "round1.pt", None, progress=False)
-    calls = {"n": 0}
-    real = task_module.cgl_objective
-
-    def dies_on_the_fourth_image(*args, **kwargs):
-        calls["n"] += 1
-        if calls["n"] == 4:
-            raise KeyboardInterrupt("simulated kill")
-        return real(*args, **kwargs)
-
-    monkeypatch.setattr(task_module, "cgl_objective", dies_on_the_fourth_image)
+    real = kill_on_the_fourth_image(monkeypatch)
     with pytest.raises(KeyboardInterrupt):
         train_round(settings, source, store, 2, killed / "round2.pt", killed / "round1.pt", progress=False)
     partial = killed / "round2.pt.partial"
@@ -108,16 +113,7 @@ def test_a_killed_round_resumes_to_the_same_weights(tiny, tmp_path, monkeypatch)
 
 def test_a_resume_under_changed_settings_is_refused(tiny, tmp_path, monkeypatch):
     source, store, settings = tiny
-    real = task_module.cgl_objective
-    calls = {"n": 0}
-
-    def dies_on_the_fourth_image(*args, **kwargs):
-        calls["n"] += 1
-        if calls["n"] == 4:
-            raise KeyboardInterrupt("simulated kill")
-        return real(*args, **kwargs)
-
-    monkeypatch.setattr(task_module, "cgl_objective", dies_on_the_fourth_image)
+    real = kill_on_the_fourth_image(monkeypatch)
     with pytest.raises(KeyboardInterrupt):
         train_round(settings, source, store, 1, tmp_path / "round1.pt", None, progress=False)
     monkeypatch.setattr(task_module, "cgl_objective", real)
