@@ -50,3 +50,13 @@ def test_the_report_command_needs_nothing_beyond_the_user_install(repo_root):
     from_snakemake = {name(r) for r in importlib.metadata.requires("snakemake") or [] if "extra ==" not in r}
     for package in ("jinja2", "pygments"):
         assert package in declared | from_snakemake, f"{package} comes only with the test extra"
+
+
+def test_readme_puts_snakemake_targets_before_configfile(repo_root):
+    """After `--configfile A B`, Snakemake reads every further word as a config file, so a target
+    there is silently a config file; README's commands must name targets first."""
+    commands = re.findall(r"snakemake[^`\n]*--configfile[^`\n]*", (repo_root / "README.md").read_text())
+    assert commands
+    for command in commands:
+        after = command.split("--configfile", 1)[1].split()
+        assert not [word for word in after if word.startswith("results/") or word == "all"], command
