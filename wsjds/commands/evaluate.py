@@ -105,10 +105,7 @@ def _run_voc(args: argparse.Namespace) -> int:
     classes = classes_for(kind)
     use07 = None
     if args.metric == "map":  # resolved first: a missing year fails before any file is read
-        if args.use07 is not None:
-            use07 = args.use07
-        else:
-            use07 = False if kind == "synthetic" else _use07_from_root(args.root)
+        use07 = args.use07 if args.use07 is not None else kind == "voc" and _use07_from_root(args.root)
     start = time.perf_counter()
     gt = load_voc_ground_truth(args.root, args.split, classes, cache_dir=args.cache_dir)
     dets = read_detections(args.detections, gt.image_ids, classes, split=args.split)

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+from contextlib import contextmanager
 from pathlib import Path
+from typing import Iterator
 
 import numpy as np
 from PIL import Image, UnidentifiedImageError
@@ -17,9 +19,8 @@ def read_rgb(path: str | Path, image_id: str | None = None,
     ``expected_size`` is ``(width, height)`` from the annotation; a mismatch is an error because
     every box would be wrong.
     """
-    array = _decode(path, image_id, allowed_modes=None).convert("RGB")
-    image = np.asarray(array, dtype=np.uint8)
-    _check_size(image, path, image_id, expected_size)
+    image = np.asarray(_decode(path, image_id, allowed_modes=None).convert("RGB"), dtype=np.uint8)
+    _check_size((image.shape[1], image.shape[0]), path, image_id, expected_size)
     return image
 
 
@@ -27,52 +28,47 @@ def check_image_header(path: str | Path, image_id: str | None = None,
                        expected_size: tuple[int, int] | None = None) -> None:
     """The cheap check before heavy work: the file exists and its header is an image's of
     ``expected_size`` ``(width, height)``. Reads the header only; :func:`read_rgb` still decodes."""
-    path = Path(path)
-    if not path.is_file():
-        raise DatasetError("image file is missing", path=path, image_id=image_id)
-    try:
-        with Image.open(path) as image:
-            width, height = image.size
-    except (OSError, UnidentifiedImageError, SyntaxError) as exc:
-        raise DatasetError(f"not a readable image ({exc})", path=path, image_id=image_id) from exc
-    if expected_size is not None and (width, height) != tuple(expected_size):
-        raise DatasetError(f"image is {width}x{height} but the annotation says {expected_size[0]}x{expected_size[1]}",
-                           path=path, image_id=image_id)
+    with _opened(path, image_id) as image:
+        size = image.size
+    _check_size(size, path, image_id, expected_size)
 
 
 def read_label_map(path: str | Path, image_id: str | None = None,
                    expected_size: tuple[int, int] | None = None) -> np.ndarray:
     """Decode a palette (or greyscale) label PNG -> (H, W) uint8 of indices (255 = void)."""
     image = np.asarray(_decode(path, image_id, allowed_modes=("P", "L")), dtype=np.uint8)
-    _check_size(image, path, image_id, expected_size)
+    _check_size((image.shape[1], image.shape[0]), path, image_id, expected_size)
     return image
 
 
 def _decode(path: str | Path, image_id: str | None, allowed_modes: tuple[str, ...] | None) -> Image.Image:
+    with _opened(path, image_id) as image:
+        image.load()  # raises on truncated data (PIL's LOAD_TRUNCATED_IMAGES stays False)
+        if allowed_modes is not None and image.mode not in allowed_modes:
+            raise DatasetError(f"expected a label map in mode {' or '.join(allowed_modes)}, found mode {image.mode!r}",
+                               path=path, image_id=image_id)
+        return image.copy()
+
+
+@contextmanager
+def _opened(path: str | Path, image_id: str | None) -> Iterator[Image.Image]:
+    """The PIL image of ``path``; a missing file or any decoding failure inside the block is a
+    :class:`DatasetError` naming the file and the id."""
     path = Path(path)
     if not path.is_file():
         raise DatasetError("image file is missing", path=path, image_id=image_id)
     try:
         with Image.open(path) as image:
-            image.load()  # raises on truncated data (PIL's LOAD_TRUNCATED_IMAGES stays False)
-            if allowed_modes is not None and image.mode not in allowed_modes:
-                raise DatasetError(
-                    f"expected a label map in mode {' or '.join(allowed_modes)}, found mode {image.mode!r}",
-                    path=path, image_id=image_id)
-            return image.copy()
+            yield image
     except (OSError, UnidentifiedImageError, SyntaxError) as exc:
         raise DatasetError(f"cannot decode image ({exc})", path=path, image_id=image_id) from exc
 
 
-def _check_size(image: np.ndarray, path: str | Path, image_id: str | None,
+def _check_size(size: tuple[int, int], path: str | Path, image_id: str | None,
                 expected_size: tuple[int, int] | None) -> None:
-    if expected_size is None:
-        return
-    width, height = expected_size
-    if image.shape[0] != height or image.shape[1] != width:
-        raise DatasetError(
-            f"image is {image.shape[1]}x{image.shape[0]} but the annotation says {width}x{height}",
-            path=path, image_id=image_id)
+    if expected_size is not None and tuple(size) != tuple(expected_size):
+        raise DatasetError(f"image is {size[0]}x{size[1]} but the annotation says {expected_size[0]}x{expected_size[1]}",
+                           path=path, image_id=image_id)
 
 
 def rgb_tensor(image: np.ndarray) -> "torch.Tensor":
