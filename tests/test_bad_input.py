@@ -157,7 +157,7 @@ def test_summary_cli_fails_cleanly_and_writes_nothing(dataset_root, tmp_path):
     jpg.write_bytes(jpg.read_bytes()[:200])
     out = tmp_path / "out" / "summary.json"
     result = subprocess.run([sys.executable, "-m", "wsjds.cli", "data", "summary", "--root", str(dataset_root),
-                             "--split", "trainval", "--classes", "synthetic", "--check-images", "--out", str(out)],
+                             "--split", "trainval", "--kind", "synthetic", "--check-images", "--out", str(out)],
                             capture_output=True, text=True)
     assert result.returncode == 2
     assert str(jpg) in result.stderr and image_id in result.stderr

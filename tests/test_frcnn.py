@@ -60,7 +60,7 @@ def setup(tmp_path_factory, repo_root):
 
 def test_fast_rcnn_trains_on_pseudo_gt_only(setup, tmp_path):
     data, proposals, pseudo, pseudo_boxes, settings = setup
-    source = PseudoGTImages(data / "JPEGImages", pseudo)
+    source = PseudoGTImages(lambda image_id: data / "JPEGImages" / f"{image_id}.jpg", pseudo)
     assert source.ids == tuple(sorted(pseudo_boxes)) and source.image_labels(source.ids[0]).tolist() == [0, 0, 1, 0, 0, 0]
     trainer = train_round(settings, source, proposals, 1, tmp_path / "round1.pt", None, progress=False,
                           task_factory=FastRCNNTask, targets=pseudo)

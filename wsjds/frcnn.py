@@ -10,7 +10,7 @@ background column is added here and removed at the boundary.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from contextlib import nullcontext
 from pathlib import Path
 from typing import Any
@@ -178,13 +178,13 @@ class _RoIPool(nn.Module):
 
 class PseudoGTImages:
     """The training images of Fast R-CNN as the training engine sees them: ids, pixels and image
-    labels all come from the pseudo-GT store and the JPEG files; the dataset's annotations (its
-    real boxes) are never opened."""
+    labels all come from the pseudo-GT store and the image files (``image_path``: id -> file, a
+    reader's method that opens no annotation); the dataset's real boxes are never opened."""
 
-    def __init__(self, image_dir: str | Path, pseudo_gt: str | Path):
+    def __init__(self, image_path: Callable[[str], Path], pseudo_gt: str | Path):
         from wsjds.pseudo_gt import PseudoGTStore
 
-        self.image_dir = Path(image_dir)
+        self.image_path = image_path
         with PseudoGTStore.open(pseudo_gt) as store:
             self.ids: tuple[str, ...] = store.image_ids
             self._sizes = {i: store.image_size(i) for i in store.image_ids}
@@ -192,7 +192,7 @@ class PseudoGTImages:
             self.num_classes = len(store.classes)
 
     def read_image(self, image_id: str) -> np.ndarray:
-        return read_rgb(self.image_dir / f"{image_id}.jpg", image_id, expected_size=self._sizes[image_id])
+        return read_rgb(self.image_path(image_id), image_id, expected_size=self._sizes[image_id])
 
     def image_labels(self, image_id: str) -> np.ndarray:
         labels = np.zeros(self.num_classes, np.float32)

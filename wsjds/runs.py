@@ -25,18 +25,35 @@ def settings_and_split(path: str | Path, split: str) -> tuple[dict[str, Any], An
 
 
 def open_split(settings: Mapping[str, Any], split: str):
-    """A reader of ``split`` of the run's dataset: VOC layout (voc, synthetic) or COCO
-    (``{root}/annotations/instances_{split}.json`` with images in ``{root}/images/{split}/``)."""
-    from wsjds.data.classes import classes_for
+    """A reader of ``split`` of the run's dataset: VOC layout (voc, synthetic), a prepared tags root,
+    or COCO (``{root}/annotations/instances_{split}.json`` with images in ``{root}/images/{split}/``)."""
     from wsjds.data.coco import COCODataset
-    from wsjds.data.voc import VOCDataset
+    from wsjds.data.kinds import open_split as open_dataset_split
 
     data = settings["dataset"]
     root = Path(data["root"])
     if data["kind"] == "coco":
         return COCODataset(root / "annotations" / f"instances_{split}.json", root / "images" / split,
                            data["include_difficult_labels"])
-    return VOCDataset(root, split, classes_for(data["kind"]), data["include_difficult_labels"])
+    return open_dataset_split(data["kind"], root, split, data["include_difficult_labels"])
+
+
+def trained_scorer(settings: Mapping[str, Any], checkpoint: str | Path, cfg, device):
+    """``(scorer, source name)`` of a run's trained detector: the WSOD network (proposal scores
+    x_rc) or, for a Fast R-CNN run, the retrained detector (class scores and regressed boxes); see
+    :func:`wsjds.infer.detect_split` for the scorer's signature. ``cfg`` is an InferenceConfig."""
+    from wsjds.train import load_checkpoint
+
+    state = load_checkpoint(checkpoint)
+    if "frcnn" in settings:
+        from wsjds.frcnn import build_frcnn, frcnn_scorer
+
+        model = build_frcnn(settings, pretrained=False)
+        model.load_state_dict(state["model"])
+        return frcnn_scorer(model.to(device), cfg, device), "wsjds frcnn"
+    from wsjds.infer import wsddn_scorer
+
+    return wsddn_scorer(trained_wsjds(settings, state).to(device), cfg, device), "wsjds detect"
 
 
 def trained_wsjds(settings: Mapping[str, Any], checkpoint: Mapping[str, Any]):

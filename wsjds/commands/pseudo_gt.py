@@ -10,15 +10,14 @@ from __future__ import annotations
 import argparse
 import logging
 
-from wsjds.data.classes import classes_for
 from wsjds.data.coco import COCODataset
-from wsjds.data.voc import VOCDataset
+from wsjds.data.kinds import CHAIN_KINDS, open_split
 from wsjds.evaluation.ground_truth import ground_truth_from_annotations
 from wsjds.pseudo_gt import POLICIES, PseudoGTPolicy, make_pseudo_gt
 
 log = logging.getLogger(__name__)
 
-KINDS: tuple[str, ...] = ("voc", "synthetic", "coco")
+KINDS: tuple[str, ...] = (*CHAIN_KINDS, "coco")
 USAGE_ERROR = 2  # the exit code argparse uses for bad arguments
 
 
@@ -27,7 +26,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                                    description=__doc__.splitlines()[0])
     group = parser.add_argument_group("dataset")
     group.add_argument("--kind", required=True, choices=KINDS, help="dataset layout and class list")
-    group.add_argument("--root", help="VOC-layout root (voc, synthetic)")
+    group.add_argument("--root", help="dataset root (voc, synthetic, tags)")
     group.add_argument("--annotations", help="COCO instances JSON of the split (coco)")
     group.add_argument("--split", required=True, help="training split, e.g. trainval")
     group.add_argument("--dataset", required=True, help="dataset name; must match the scores file (e.g. voc07)")
@@ -60,10 +59,10 @@ def run(args: argparse.Namespace) -> int:
     else:
         if not args.root:
             return _usage_error(f"--kind {args.kind} needs --root")
-        split_data = VOCDataset(args.root, args.split, classes_for(args.kind),
-                                include_difficult_labels=args.include_difficult_labels)
-    annotations = split_data.annotations()
-    ground_truth = ground_truth_from_annotations(split_data.ids, annotations, split_data.classes)
+        split_data = open_split(args.kind, args.root, args.split, args.include_difficult_labels)
+    ground_truth = None
+    if getattr(split_data, "has_boxes", True):   # a tags dataset without boxes: counts only
+        ground_truth = ground_truth_from_annotations(split_data.ids, split_data.annotations(), split_data.classes)
     report = make_pseudo_gt(args.scores, split_data, args.out, args.report, dataset=args.dataset, split=args.split,
                             policy=policy, ground_truth=ground_truth)
     corloc = report["corloc"]

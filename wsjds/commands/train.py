@@ -35,14 +35,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     import torch   # imported here so other sub-commands start without loading torch
 
-    from wsjds.data.classes import classes_for
-    from wsjds.data.voc import VOCDataset
+    from wsjds.data.kinds import CHAIN_KINDS, open_split
     from wsjds.train import train_round
 
     settings = json.loads(Path(args.settings).read_text())
     data = settings["dataset"]
-    if data["kind"] not in ("voc", "synthetic"):
-        raise SystemExit(f"training reads VOC-layout datasets; {data['name']} is {data['kind']}")
+    if data["kind"] not in CHAIN_KINDS:
+        raise SystemExit(f"training reads datasets of kind {', '.join(CHAIN_KINDS)}; {data['name']} is {data['kind']}")
     task_factory, targets = None, None
     if "frcnn" in settings:
         from functools import partial
@@ -54,9 +53,9 @@ def run(args: argparse.Namespace) -> int:
             raise SystemExit("a Fast R-CNN run needs --targets (the pseudo-GT store)")
         wsod_state = load_checkpoint(args.wsod_checkpoint)["model"] if settings["frcnn"]["init"] == "wsod" else None
         task_factory, targets = partial(FastRCNNTask, wsod_state=wsod_state), args.targets
-        source = PseudoGTImages(Path(data["root"]) / "JPEGImages", args.targets)
+        source = PseudoGTImages(open_split(data["kind"], data["root"], data["split"]).image_path, args.targets)
     else:
-        source = VOCDataset(data["root"], data["split"], classes_for(data["kind"]), data["include_difficult_labels"])
+        source = open_split(data["kind"], data["root"], data["split"], data["include_difficult_labels"])
     trainer = train_round(settings, source, args.proposals, args.round, args.out, args.previous, args.scalars,
                           args.device, progress=not args.no_progress, task_factory=task_factory, targets=targets)
     last = trainer.scalars[-1] if trainer.scalars else {}

@@ -28,9 +28,14 @@ def check_image_header(path: str | Path, image_id: str | None = None,
                        expected_size: tuple[int, int] | None = None) -> None:
     """The cheap check before heavy work: the file exists and its header is an image's of
     ``expected_size`` ``(width, height)``. Reads the header only; :func:`read_rgb` still decodes."""
+    _check_size(image_header_size(path, image_id), path, image_id, expected_size)
+
+
+def image_header_size(path: str | Path, image_id: str | None = None) -> tuple[int, int]:
+    """``(width, height)`` from the file's header, without decoding; a missing or unreadable file
+    is a :class:`DatasetError`."""
     with _opened(path, image_id) as image:
-        size = image.size
-    _check_size(size, path, image_id, expected_size)
+        return image.size
 
 
 def read_label_map(path: str | Path, image_id: str | None = None,

@@ -40,13 +40,29 @@ def summarize(annotations: Mapping[str, Annotation], classes: tuple[str, ...]) -
     }
 
 
+def summarize_tags(labels: Mapping[str, np.ndarray], classes: tuple[str, ...]) -> dict:
+    """Images per class of a split with image-level tags only (objects: unknown, None)."""
+    counts = np.sum([labels[i] for i in labels], axis=0) if labels else np.zeros(len(classes))
+    return {
+        "classes": {name: {"images_nondifficult": int(counts[c]), "images_only_difficult": 0,
+                           "objects_nondifficult": None, "objects_difficult": None}
+                    for c, name in enumerate(classes)},
+        "totals": {"images": len(labels), "objects_nondifficult": None, "objects_difficult": None},
+    }
+
+
 def format_table(summary: dict) -> str:
     """The summary as a plain-text table (the README's columns)."""
     rows = [("class", "images (1 / 0)", "objects (non-diff + diff)")]
     for name, c in summary["classes"].items():
-        rows.append((name, f"{c['images_nondifficult']} / {c['images_only_difficult']}",
-                     f"{c['objects_nondifficult']} + {c['objects_difficult']}"))
+        rows.append((name, f"{c['images_nondifficult']} / {c['images_only_difficult']}", _objects(c)))
     t = summary["totals"]
-    rows.append(("all", f"{t['images']} images", f"{t['objects_nondifficult']} + {t['objects_difficult']}"))
+    rows.append(("all", f"{t['images']} images", _objects(t)))
     widths = [max(len(r[i]) for r in rows) for i in range(3)]
     return "\n".join("  ".join(cell.ljust(w) for cell, w in zip(row, widths)).rstrip() for row in rows)
+
+
+def _objects(counts: dict) -> str:
+    if counts["objects_nondifficult"] is None:
+        return "no boxes"
+    return f"{counts['objects_nondifficult']} + {counts['objects_difficult']}"

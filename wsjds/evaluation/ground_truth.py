@@ -11,7 +11,7 @@ import hashlib
 import logging
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Mapping, Sequence
+from typing import Mapping, Protocol, Sequence
 
 import numpy as np
 
@@ -21,7 +21,7 @@ from wsjds.io import atomic_path
 log = logging.getLogger(__name__)
 
 # Bump when the cached arrays' meaning changes, so old cache files are ignored.
-_CACHE_VERSION = b"wsjds.ground_truth.v1"
+_CACHE_VERSION = b"wsjds.ground_truth.v2"
 # Splits kept in memory per process (oldest dropped first): a metrics job reads one or two.
 _MEMORY_CACHE_SIZE = 4
 _MEMORY_CACHE: dict[str, "GroundTruth"] = {}
@@ -67,11 +67,17 @@ def ground_truth_from_annotations(image_ids: Sequence[str], annotations: Mapping
 
 def load_voc_ground_truth(root: str | Path, split: str, classes: Sequence[str],
                           cache_dir: str | Path | None = None) -> GroundTruth:
-    """Ground truth of a VOC-layout split, parsed once per annotation content (see module docstring)."""
-    dataset = VOCDataset(root, split, tuple(classes))
+    """Ground truth of a VOC-layout split (see :func:`load_ground_truth`)."""
+    return load_ground_truth(VOCDataset(root, split, tuple(classes)), cache_dir)
+
+
+def load_ground_truth(dataset: AnnotatedSplit, cache_dir: str | Path | None = None) -> GroundTruth:
+    """Ground truth of a split with box annotations, parsed once per annotation content (see the
+    module docstring)."""
     key = _content_key(dataset)
+    name = f"{getattr(dataset, 'root', '?')}/{getattr(dataset, 'split', '?')}"
     if key in _MEMORY_CACHE:
-        log.debug("ground truth of %s/%s from the in-memory cache", root, split)
+        log.debug("ground truth of %s from the in-memory cache", name)
         return _MEMORY_CACHE[key]
     cache_file = None if cache_dir is None else Path(cache_dir) / f"voc_gt_{key}.npz"
     gt = _read_cache(cache_file, dataset) if cache_file is not None and cache_file.is_file() else None
@@ -79,28 +85,42 @@ def load_voc_ground_truth(root: str | Path, split: str, classes: Sequence[str],
         gt = ground_truth_from_annotations(dataset.ids, dataset.annotations(), dataset.classes)
         if cache_file is not None:
             _write_cache(cache_file, gt)
-        log.info("parsed %d annotations of %s/%s (%d objects)", len(dataset.ids), root, split, len(gt.labels))
+        log.info("parsed %d annotations of %s (%d objects)", len(dataset.ids), name, len(gt.labels))
     else:
-        log.info("ground truth of %s/%s from the cache %s", root, split, cache_file)
+        log.info("ground truth of %s from the cache %s", name, cache_file)
     _MEMORY_CACHE[key] = gt
     while len(_MEMORY_CACHE) > _MEMORY_CACHE_SIZE:
         del _MEMORY_CACHE[next(iter(_MEMORY_CACHE))]
     return gt
 
 
-def _content_key(dataset: VOCDataset) -> str:
+class AnnotatedSplit(Protocol):
+    """What ground truth needs from a split reader (VOCDataset, TagsDataset with boxes)."""
+
+    ids: tuple[str, ...]
+    classes: tuple[str, ...]
+
+    def annotation_path(self, image_id: str) -> Path: ...
+
+    def annotations(self) -> Mapping[str, Annotation]: ...
+
+
+def _content_key(dataset: AnnotatedSplit) -> str:
     digest = hashlib.sha256(_CACHE_VERSION)
     digest.update("\0".join(dataset.classes).encode() + b"\1")
+    files: dict[Path, None] = {}
     for image_id in dataset.ids:
-        digest.update(image_id.encode() + b"\0")
         path = dataset.annotation_path(image_id)
+        digest.update(image_id.encode() + b"\0" + str(path.name).encode() + b"\1")
+        files.setdefault(path)
+    for path in files:   # each file once: one COCO JSON may hold every image's boxes
         # A missing file is left for the parser to report with its id and path.
         digest.update(path.read_bytes() if path.is_file() else b"\2missing")
         digest.update(b"\1")
     return digest.hexdigest()
 
 
-def _read_cache(path: Path, dataset: VOCDataset) -> GroundTruth | None:
+def _read_cache(path: Path, dataset: AnnotatedSplit) -> GroundTruth | None:
     try:
         with np.load(path, allow_pickle=False) as data:
             gt = GroundTruth(image_ids=dataset.ids, classes=dataset.classes,

@@ -7,11 +7,10 @@ from typing import Protocol
 
 import numpy as np
 
-from wsjds.data.classes import classes_for
-from wsjds.data.voc import VOCDataset
+from wsjds.data.kinds import CHAIN_KINDS, open_split
 
-# Dataset kinds the proposal commands can open (both use the VOC devkit layout).
-DATASET_KINDS: tuple[str, ...] = ("voc", "synthetic")
+# Dataset kinds the proposal commands can open.
+DATASET_KINDS: tuple[str, ...] = CHAIN_KINDS
 
 
 class ImageSource(Protocol):
@@ -37,4 +36,4 @@ def open_image_source(kind: str, root: str | Path, split: str) -> ImageSource:
     if kind not in DATASET_KINDS:
         raise ValueError(f"dataset kind {kind!r} is not supported by the proposal stage; "
                          f"expected one of {list(DATASET_KINDS)}")
-    return VOCDataset(root, split, classes_for(kind))
+    return open_split(kind, root, split)

@@ -128,11 +128,22 @@ def figure4(model: "WSJDSModel", source, proposals: str | Path, image_ids: Seque
     with ProposalStore.open(proposals) as store:
         for image_id in image_ids:
             boxes, scores = store[image_id]
-            steps.append(cgl_steps(model, image_id, source.read_image(image_id), source.annotation(image_id),
+            steps.append(cgl_steps(model, image_id, source.read_image(image_id), _boxes_if_any(source, image_id),
                                    source.image_labels(image_id), boxes[: settings.max_proposals],
                                    scores[: settings.max_proposals], settings, device))
     plot_figure4(steps, classes, out, style, seeds=seeds, title=title)
     return steps
+
+
+def _boxes_if_any(source, image_id: str):
+    """The image's ground-truth objects, or none for a dataset without boxes (tags only)."""
+    if getattr(source, "has_boxes", True):
+        return source.annotation(image_id)
+    from wsjds.data.voc import Annotation
+
+    width, height = source.image_size(image_id)
+    return Annotation(image_id, width, height, np.zeros((0, 4), np.float32), np.zeros(0, np.int64),
+                      np.zeros(0, bool), np.zeros(0, bool))
 
 
 def cgl_steps(model: "WSJDSModel", image_id: str, image: np.ndarray, annotation, labels: np.ndarray,
