@@ -5,6 +5,7 @@
     wsjds evaluate failures --root VOC2007 --split trainval --detections D.h5 --out F.json
     wsjds evaluate coco --annotations instances_val2017.json --detections D.json --iou-type segm --out M.json
     wsjds evaluate segmentation --root VOC2012 --split val --predictions PNG_DIR --out M.json
+    wsjds evaluate classification --root R --split test --detections D.h5 --out M.json
 """
 
 from __future__ import annotations
@@ -18,12 +19,12 @@ from pathlib import Path
 from wsjds.data.classes import classes_for
 from wsjds.data.coco import COCODataset
 from wsjds.data.errors import DatasetError
-from wsjds.data.sources import is_synthetic_root
+from wsjds.data.kinds import CHAIN_KINDS, open_split, root_kind
 from wsjds.evaluation.coco import IOU_TYPES, evaluate_coco, read_coco_detections
 from wsjds.evaluation.corloc import CORLOC_DEFINITIONS, CORLOC_IOU_THRESHOLD, DEFAULT_CORLOC_DEFINITION, evaluate_corloc
 from wsjds.evaluation.detections_io import read_detections
 from wsjds.evaluation.failure_modes import evaluate_failure_modes
-from wsjds.evaluation.ground_truth import load_voc_ground_truth
+from wsjds.evaluation.ground_truth import load_ground_truth
 from wsjds.evaluation.result import MetricResult
 from wsjds.evaluation.segmentation import evaluate_voc_segmentation
 from wsjds.evaluation.voc import DEVKIT_IOU_THRESHOLD, evaluate_voc_map
@@ -31,7 +32,6 @@ from wsjds.io import write_json
 
 log = logging.getLogger(__name__)
 
-VOC_KINDS: tuple[str, ...] = ("voc", "synthetic")
 METRICS: tuple[str, ...] = ("map", "corloc")
 # VOC2010 replaced the 11-point AP by the area under the curve.
 FIRST_AREA_METRIC_YEAR = 2010
@@ -47,7 +47,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     voc = actions.add_parser("voc", help="VOC devkit AP (mAP) or CorLoc on a VOC-layout split")
     voc.add_argument("--root", required=True, help="the VOC20XX directory (or the synthetic dataset's root)")
     voc.add_argument("--split", required=True, help="ImageSets/Main list, e.g. test (mAP) or trainval (CorLoc)")
-    voc.add_argument("--kind", choices=VOC_KINDS, help="class list of the dataset (default: synthetic where the root's dataset.json says so, else voc)")
+    voc.add_argument("--kind", choices=CHAIN_KINDS, help="dataset kind (default: what the root's dataset.json says, else voc)")
     voc.add_argument("--detections", required=True,
                      help="detections .h5 (wsjds.detections), a JSON list {image_id, category_id (0-based), "
                           "bbox [x, y, w, h], score}, or a directory of comp4_det_{split}_{class}.txt files")
@@ -68,7 +68,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                                                    "instances, a part only, other, missed")
     failures.add_argument("--root", required=True, help="the VOC20XX directory (or the synthetic dataset's root)")
     failures.add_argument("--split", required=True, help="ImageSets/Main list, usually trainval (as CorLoc)")
-    failures.add_argument("--kind", choices=VOC_KINDS, help="class list of the dataset (default: synthetic where the root's dataset.json says so, else voc)")
+    failures.add_argument("--kind", choices=CHAIN_KINDS, help="dataset kind (default: what the root's dataset.json says, else voc)")
     failures.add_argument("--detections", required=True, help="detections, in any form `evaluate voc` reads")
     failures.add_argument("--iou-threshold", type=float, default=CORLOC_IOU_THRESHOLD,
                           help=f"correct when IoU > this (default {CORLOC_IOU_THRESHOLD}, as CorLoc)")
@@ -90,10 +90,19 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     coco.add_argument("--out", required=True, help="metrics JSON to write (atomically)")
     coco.set_defaults(func=_run_coco)
 
+    cls = actions.add_parser("classification", help="image-level classification AP of the detections' best scores "
+                             "(no boxes needed)")
+    cls.add_argument("--root", required=True, help="dataset root (VOC layout, synthetic or a prepared tags root)")
+    cls.add_argument("--split", required=True)
+    cls.add_argument("--kind", choices=CHAIN_KINDS, help="dataset kind (default: what the root's dataset.json says, else voc)")
+    cls.add_argument("--detections", required=True, help="detections HDF5 (wsjds.detections), COCO JSON or comp4 dir")
+    cls.add_argument("--out", required=True, help="metrics JSON to write (atomically)")
+    cls.set_defaults(func=_run_classification)
+
     seg = actions.add_parser("segmentation", help="semantic-segmentation mIoU on a VOC segmentation split")
     seg.add_argument("--root", required=True, help="the VOC20XX directory (or the synthetic dataset's root)")
     seg.add_argument("--split", required=True, help="ImageSets/Segmentation list, e.g. val")
-    seg.add_argument("--kind", choices=VOC_KINDS, help="class list of the dataset (default: synthetic where the root's dataset.json says so, else voc)")
+    seg.add_argument("--kind", choices=("voc", "synthetic"), help="class list of the dataset (default: synthetic where the root's dataset.json says so, else voc)")
     seg.add_argument("--predictions", required=True,
                      help="directory of {id}.png label maps (class index + 1, 0 = background)")
     seg.add_argument("--out", required=True, help="metrics JSON to write (atomically)")
@@ -102,12 +111,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def _run_voc(args: argparse.Namespace) -> int:
     kind = _kind(args)
-    classes = classes_for(kind)
     use07 = None
     if args.metric == "map":  # resolved first: a missing year fails before any file is read
         use07 = args.use07 if args.use07 is not None else kind == "voc" and _use07_from_root(args.root)
     start = time.perf_counter()
-    gt = load_voc_ground_truth(args.root, args.split, classes, cache_dir=args.cache_dir)
+    gt = load_ground_truth(open_split(kind, args.root, args.split), cache_dir=args.cache_dir)
+    classes = gt.classes
     dets = read_detections(args.detections, gt.image_ids, classes, split=args.split)
     loaded = time.perf_counter()
     if args.metric == "map":
@@ -131,8 +140,8 @@ def _run_voc(args: argparse.Namespace) -> int:
 
 
 def _run_failures(args: argparse.Namespace) -> int:
-    classes = classes_for(_kind(args))
-    gt = load_voc_ground_truth(args.root, args.split, classes, cache_dir=args.cache_dir)
+    gt = load_ground_truth(open_split(_kind(args), args.root, args.split), cache_dir=args.cache_dir)
+    classes = gt.classes
     dets = read_detections(args.detections, gt.image_ids, classes, split=args.split)
     result = evaluate_failure_modes(gt, dets, args.iou_threshold, args.instance_cover, args.part_inside)
     log.info("failure modes on %s, split %s: %s", args.root, args.split,
@@ -151,6 +160,20 @@ def _run_coco(args: argparse.Namespace) -> int:
     return 0
 
 
+def _run_classification(args: argparse.Namespace) -> int:
+    import numpy as np
+
+    from wsjds.evaluation.classification import evaluate_classification, image_scores
+
+    dataset = open_split(_kind(args), args.root, args.split)
+    dets = read_detections(args.detections, dataset.ids, dataset.classes, split=args.split)
+    labels = np.stack([dataset.image_labels(i) for i in dataset.ids])
+    result = evaluate_classification(labels, image_scores(dets, len(dataset.classes)), dataset.classes)
+    _write(args.out, result, {"root": str(args.root), "split": args.split, "detections": str(args.detections),
+                              "classes": list(dataset.classes)})
+    return 0
+
+
 def _run_segmentation(args: argparse.Namespace) -> int:
     result = evaluate_voc_segmentation(args.root, args.split, classes_for(_kind(args)), args.predictions)
     _write(args.out, result, {"root": str(args.root), "split": args.split, "predictions": str(args.predictions)})
@@ -161,8 +184,8 @@ def _kind(args: argparse.Namespace) -> str:
     """``--kind``, else what the root says: the synthetic generator's dataset.json, or VOC."""
     if args.kind is not None:
         return args.kind
-    kind = "synthetic" if is_synthetic_root(args.root) else "voc"
-    log.info("dataset kind %s, from %s", kind, "its dataset.json" if kind == "synthetic" else "no synthetic dataset.json")
+    kind = root_kind(args.root)
+    log.info("dataset kind %s, from %s", kind, "its dataset.json" if kind != "voc" else "no dataset.json of another kind")
     return kind
 
 
