@@ -31,7 +31,8 @@ validate(config, "schemas/config.schema.yaml")   # the same schema; fills its de
 wf.check_references(config)
 
 SYNTHETIC_DATASETS = wf.datasets_of_kind(config, "synthetic")
-VOC_LAYOUT_DATASETS = wf.datasets_of_kind(config, "synthetic", "voc")
+TAGS_DATASETS = wf.datasets_of_kind(config, "tags")
+TRAINABLE_DATASETS = wf.datasets_of_kind(config, *wf.TRAINABLE_KINDS)   # the whole chain runs on these
 
 
 wildcard_constraints:

@@ -27,7 +27,7 @@ rule ablation:
     benchmark:
         "results/{ds}/benchmarks/ablation.tsv"
     wildcard_constraints:
-        ds="|".join(VOC_LAYOUT_DATASETS),
+        ds="|".join(TRAINABLE_DATASETS),
     conda:
         "../envs/wsjds.yaml"
     shell:

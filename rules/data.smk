@@ -1,6 +1,7 @@
-# Data stage: generate the synthetic dataset; summarise and validate any VOC-layout split. The
-# summary is the split's cheap check (ids, XML parse, image headers): the proposal rules take it as
-# input, so a broken split fails in seconds, before any heavy job.
+# Data stage: generate the synthetic dataset; check a tags dataset (your images + a CSV of tags) into
+# its normalised root; summarise and validate any split. The summary is the split's cheap check
+# (ids, XML parse, image headers): the proposal rules take it as input, so a broken split fails in
+# seconds, before any heavy job.
 
 
 rule synth_dataset:
@@ -24,6 +25,29 @@ rule synth_dataset:
         "wsjds synth --out {output} {params.flags} > {log} 2>&1"
 
 
+rule tags_dataset:
+    input:
+        unpack(lambda wildcards: wf.tags_inputs(config, wildcards.ds)),
+    output:
+        directory("results/{ds}/dataset"),
+    params:
+        flags=lambda wildcards: wf.tags_flags(config, wildcards.ds),
+    log:
+        "logs/{ds}/tags_dataset.log",
+    benchmark:
+        "results/{ds}/benchmarks/tags_dataset.tsv"
+    wildcard_constraints:
+        ds="|".join(TAGS_DATASETS) or "no_tags_dataset",
+    threads: rule_resources("data")["threads"]
+    resources:
+        mem_mb=rule_resources("data")["mem_mb"],
+        runtime=rule_resources("data")["runtime"],
+    conda:
+        "../envs/wsjds.yaml"
+    shell:
+        "wsjds data tags {params.flags} --out {output} > {log} 2>&1"
+
+
 rule dataset_summary:
     input:
         dataset_input,
@@ -37,7 +61,7 @@ rule dataset_summary:
     benchmark:
         "results/{ds}/benchmarks/dataset_summary_{split}.tsv"
     wildcard_constraints:
-        ds="|".join(VOC_LAYOUT_DATASETS),
+        ds="|".join(TRAINABLE_DATASETS),
     threads: rule_resources("data")["threads"]
     resources:
         mem_mb=rule_resources("data")["mem_mb"],
@@ -45,5 +69,5 @@ rule dataset_summary:
     conda:
         "../envs/wsjds.yaml"
     shell:
-        "wsjds data summary --root {params.root} --split {wildcards.split} --classes {params.kind}"
+        "wsjds data summary --root {params.root} --split {wildcards.split} --kind {params.kind}"
         " --check-files --json --out {output} > {log} 2>&1"

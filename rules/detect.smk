@@ -78,13 +78,44 @@ rule voc_metric:
         "logs/{ds}/{run}/metric_{split}_{metric}.log",
     wildcard_constraints:
         metric="map|corloc",
-        ds="|".join(VOC_LAYOUT_DATASETS),
+        ds="|".join(TRAINABLE_DATASETS),
     conda:
         "../envs/wsjds.yaml"
     shell:
         "wsjds evaluate voc --root {params.root} --kind {params.kind} --split {wildcards.split}"
         " --detections {input.detections} --metric {wildcards.metric} {params.use07}"
         " --iou-threshold {params.iou} --corloc-definition {params.corloc} --out {output} > {log} 2>&1"
+
+
+rule classification_metric:
+    input:
+        dataset=dataset_input,
+        detections="results/{ds}/{run}/detections/{split}.h5",
+    output:
+        "results/{ds}/{run}/metrics/{split}_cls_map.json",
+    params:
+        root=dataset_root,
+        kind=dataset_kind,
+    log:
+        "logs/{ds}/{run}/metric_{split}_cls_map.log",
+    wildcard_constraints:
+        ds="|".join(TRAINABLE_DATASETS),
+    conda:
+        "../envs/wsjds.yaml"
+    shell:
+        "wsjds evaluate classification --root {params.root} --kind {params.kind} --split {wildcards.split}"
+        " --detections {input.detections} --out {output} > {log} 2>&1"
+
+
+rule predict_settings:
+    output:
+        "results/{ds}/{run}/predict_settings.json",
+    params:
+        settings=lambda wildcards: wf.predict_settings(config, wildcards.ds, wildcards.run),
+    log:
+        "logs/{ds}/{run}/predict_settings.log",
+    run:
+        write_json(output[0], params.settings)
 
 
 rule failure_modes:
@@ -101,7 +132,7 @@ rule failure_modes:
     log:
         "logs/{ds}/{run}/failures_{split}.log",
     wildcard_constraints:
-        ds="|".join(VOC_LAYOUT_DATASETS),
+        ds="|".join(TRAINABLE_DATASETS),
     conda:
         "../envs/wsjds.yaml"
     shell:
@@ -129,7 +160,7 @@ rule pseudo_gt:
     log:
         "logs/{ds}/{method}/pseudo_gt.log",
     wildcard_constraints:
-        ds="|".join(VOC_LAYOUT_DATASETS),
+        ds="|".join(TRAINABLE_DATASETS),
     conda:
         "../envs/wsjds.yaml"
     shell:
@@ -140,23 +171,17 @@ rule pseudo_gt:
 
 rule headline:
     input:
-        frcnn_map=lambda wildcards: f"results/{wildcards.ds}/{wf.DEFAULT_METHOD}/frcnn/metrics/"
-        f"{config['datasets'][wildcards.ds]['test_split']}_map.json",
-        wsod_map=lambda wildcards: f"results/{wildcards.ds}/{wf.DEFAULT_METHOD}/metrics/"
-        f"{config['datasets'][wildcards.ds]['test_split']}_map.json",
-        corloc=lambda wildcards: f"results/{wildcards.ds}/{wf.DEFAULT_METHOD}/metrics/"
-        f"{config['evaluation']['corloc_split']}_corloc.json",
-        pseudo_gt=lambda wildcards: f"results/{wildcards.ds}/{wf.DEFAULT_METHOD}/pseudo_gt_report.json",
+        unpack(lambda wildcards: wf.headline_inputs(config, wildcards.ds)),
     output:
         "results/{ds}_frcnn_map.json",
     params:
         config_hash=wf.config_hash(config),
         method=wf.DEFAULT_METHOD,
+        inputs=lambda wildcards, input: wf.cli_flags(dict(input.items())),
     log:
         "logs/{ds}/headline.log",
     conda:
         "../envs/wsjds.yaml"
     shell:
-        "wsjds headline --dataset {wildcards.ds} --method {params.method} --frcnn-map {input.frcnn_map}"
-        " --wsod-map {input.wsod_map} --corloc {input.corloc} --pseudo-gt-report {input.pseudo_gt}"
+        "wsjds headline --dataset {wildcards.ds} --method {params.method} {params.inputs}"
         " --config-hash {params.config_hash} --out {output} > {log} 2>&1"

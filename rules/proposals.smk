@@ -8,8 +8,8 @@
 
 from wsjds.proposals import settings as proposal_cfg
 
-PROPOSAL_COMPUTED_DATASETS = proposal_cfg.datasets_with_source(config, VOC_LAYOUT_DATASETS, computed=True)
-PROPOSAL_IMPORTED_DATASETS = proposal_cfg.datasets_with_source(config, VOC_LAYOUT_DATASETS, computed=False)
+PROPOSAL_COMPUTED_DATASETS = proposal_cfg.datasets_with_source(config, TRAINABLE_DATASETS, computed=True)
+PROPOSAL_IMPORTED_DATASETS = proposal_cfg.datasets_with_source(config, TRAINABLE_DATASETS, computed=False)
 
 
 rule proposals_compute_shard:

@@ -22,7 +22,7 @@ rule report_metrics_table:
     log:
         "logs/{ds}/{method}/report_metrics_table.log",
     wildcard_constraints:
-        ds="|".join(VOC_LAYOUT_DATASETS),
+        ds="|".join(TRAINABLE_DATASETS),
     conda:
         "../envs/wsjds.yaml"
     shell:
@@ -49,7 +49,7 @@ rule report_pr_curves:
     log:
         "logs/{ds}/{run}/report_pr_curves_{split}.log",
     wildcard_constraints:
-        ds="|".join(VOC_LAYOUT_DATASETS),
+        ds="|".join(TRAINABLE_DATASETS),
     conda:
         "../envs/wsjds.yaml"
     shell:
@@ -79,7 +79,7 @@ rule report_figure4:
     benchmark:
         "results/{ds}/benchmarks/{method}/report_figure4_{split}.tsv"
     wildcard_constraints:
-        ds="|".join(VOC_LAYOUT_DATASETS),
+        ds="|".join(TRAINABLE_DATASETS),
     threads: rule_resources("masks")["threads"]
     resources:
         mem_mb=rule_resources("masks")["mem_mb"],
@@ -90,3 +90,32 @@ rule report_figure4:
         "wsjds report figure4 --settings {input.settings} --checkpoint {input.checkpoint}"
         " --proposals {input.proposals} --split {wildcards.split} {params.flags} --threads {threads}"
         " --title '{wildcards.ds} / {wildcards.method} / {wildcards.split}' --out {output} > {log} 2>&1"
+
+
+rule report_gallery:
+    input:
+        unpack(lambda wildcards: report_rules.gallery_inputs(config, wildcards.ds, wildcards.method, wildcards.split)),
+    output:
+        report(
+            "results/{ds}/{method}/frcnn/report/gallery_{split}.png",
+            caption="../report/gallery.rst",
+            category="Gallery",
+            subcategory="{ds}",
+            labels={"method": "{method}", "split": "{split}"},
+        ),
+    params:
+        root=dataset_root,
+        kind=dataset_kind,
+        flags=lambda wildcards: report_rules.gallery_flags(config, wildcards.ds, wildcards.method, wildcards.split),
+    log:
+        "logs/{ds}/{method}/report_gallery_{split}.log",
+    benchmark:
+        "results/{ds}/benchmarks/{method}/report_gallery_{split}.tsv"
+    wildcard_constraints:
+        ds="|".join(TRAINABLE_DATASETS),
+    conda:
+        "../envs/wsjds.yaml"
+    shell:
+        "wsjds report gallery --root {params.root} --kind {params.kind} --split {wildcards.split}"
+        " --detections {input.detections} {params.flags}"
+        " --title '{wildcards.ds} / {wildcards.method}/frcnn / {wildcards.split}' --out {output} > {log} 2>&1"

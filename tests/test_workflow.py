@@ -10,9 +10,11 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 import yaml
+from PIL import Image
 from snakemake.exceptions import WorkflowError
 from snakemake.utils import validate
 
@@ -111,8 +113,9 @@ def test_dry_run_builds_the_dag_of_every_stage(tmp_path):
     assert jobs["proposals_merge"] == 2 and jobs["train_settings"] == 2 and jobs["train_round"] == rounds
     assert jobs["training_curves"] == 2 and jobs["pseudo_gt"] == 1 and jobs["headline"] == 1
     assert jobs["voc_metric"] == 3 and jobs["instance_seg_metric"] == 1
-    # the report items of the default method: its table, the PR curves of both runs, its Fig. 4
+    # the report items of the default method: its table, the PR curves of both runs, its Fig. 4, the gallery
     assert jobs["report_metrics_table"] == 1 and jobs["report_pr_curves"] == 2 and jobs["report_figure4"] == 1
+    assert jobs["report_gallery"] == 1 and jobs["predict_settings"] == 2
 
 
 @pytest.mark.parametrize("target, split", [("results/voc07/dataset_summary/trainval.json", "trainval"),
@@ -174,7 +177,47 @@ def test_synthetic_default_target_runs(tmp_path):
         "PR curves": {"synth": sorted([f"{run}/report/pr_curves_test.png", f"{run}/frcnn/report/pr_curves_test.png"])},
         "Training curves": {"synth": sorted([f"{run}/training/curves.png", f"{run}/frcnn/training/curves.png"])},
         "Fig. 4: CGL steps": {"synth": [f"{run}/report/figure4_test.png"]},
+        "Gallery": {"synth": [f"{run}/frcnn/report/gallery_test.png"]},
     }
+    with Image.open(tmp_path / f"{run}/frcnn/report/gallery_test.png") as gallery:   # 3 test images, one row
+        assert gallery.size == (720, 240)
+    check_predict_outputs(tmp_path / f"{run}/frcnn", sorted((tmp_path / "results/synth/dataset/JPEGImages").glob("*.jpg"))[:2],
+                          tmp_path / "predictions", manifest["classes"], with_masks=True)
+
+
+def check_predict_outputs(run_dir: Path, images: list[Path], out: Path, classes: list[str], with_masks: bool) -> None:
+    """`wsjds predict` on ``images`` with a trained run: one JSON of COCO-results entries and one PNG
+    of the image's size per image; boxes inside the image, scores in [0, 1], RLE masks of the image's
+    size inside their box (where the run has masks)."""
+    from pycocotools import mask as mask_utils
+
+    result = subprocess.run([sys.executable, "-m", "wsjds.cli", "predict", "--run", str(run_dir), "--images",
+                             *map(str, images), "--out", str(out), "--no-progress"], capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr[-3000:]
+    total = 0
+    for image in images:
+        with Image.open(image) as original:
+            width, height = original.size
+        with Image.open(out / f"{image.stem}.png") as drawn:
+            assert drawn.size == (width, height) and drawn.mode == "RGB"
+        entries = json.loads((out / f"{image.stem}.json").read_text())
+        assert isinstance(entries, list)
+        total += len(entries)
+        for entry in entries:
+            assert set(entry) == {"image", "width", "height", "category_id", "category_name", "score", "bbox"} | (
+                {"segmentation"} if with_masks else set())
+            assert entry["image"] == image.name and (entry["width"], entry["height"]) == (width, height)
+            assert classes[entry["category_id"]] == entry["category_name"] and 0 <= entry["score"] <= 1
+            x, y, w, h = entry["bbox"]
+            assert 0 <= x and 0 <= y and w > 0 and h > 0 and x + w <= width + 0.01 and y + h <= height + 0.01
+            if with_masks:
+                rle = entry["segmentation"]
+                assert rle["size"] == [height, width]
+                mask = mask_utils.decode({"size": rle["size"], "counts": rle["counts"].encode()})
+                rows, cols = np.nonzero(mask)
+                assert rows.size == 0 or (cols.min() >= int(x) and cols.max() < x + w + 1
+                                          and rows.min() >= int(y) and rows.max() < y + h + 1)
+    assert total > 0
 
 
 def test_cli_flags_turn_config_into_command_line():

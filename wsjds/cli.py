@@ -27,6 +27,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "wsjds.commands.masks",
     "wsjds.commands.headline",
     "wsjds.commands.report",
+    "wsjds.commands.predict",
 )
 
 

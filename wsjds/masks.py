@@ -86,6 +86,12 @@ class MaskParams:
         return {"scale": self.scale, "max_side": self.max_side, "flip": self.flip, "threshold": self.threshold,
                 "crf_labels": self.crf_labels, "unary_floor": self.unary_floor, "crf": asdict(self.crf)}
 
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> "MaskParams":
+        """Inverse of :meth:`to_json`."""
+        return cls(data["scale"], data["max_side"], data["flip"], data["threshold"], data["crf_labels"],
+                   CRFParams(**data["crf"]), data["unary_floor"])
+
 
 @dataclass(frozen=True)
 class MaskConfig:

@@ -15,6 +15,9 @@ from wsjds.data.sources import missing_dataset_message, required_path
 from wsjds.errors import UserError
 
 
+# Dataset kinds the whole chain runs on (proposals, training, detection); coco is evaluation-only.
+TRAINABLE_KINDS: tuple[str, ...] = ("synthetic", "voc", "tags")
+
 DEFAULT_METHOD = "wsjds"   # the full method is the headline's default (design: Table 1 axis)
 SEED_SUFFIX = "-seed"      # wsjds-seed12: method wsjds trained with seed 12 (the ablation's runs)
 _SEED = r"(?:0|[1-9][0-9]*)"   # no leading zeros: one name per seed
@@ -67,10 +70,15 @@ def datasets_of_kind(config: Mapping, *kinds: str) -> list[str]:
     return [name for name, d in config["datasets"].items() if d["kind"] in kinds]
 
 
+# Kinds whose root the workflow writes under results/{ds}/dataset (rules synth_dataset, tags_dataset).
+GENERATED_ROOT_KINDS: tuple[str, ...] = ("synthetic", "tags")
+
+
 def dataset_root(config: Mapping, ds: str) -> str:
-    """Root directory of a dataset: generated under results/ for synthetic ones, from config otherwise."""
+    """Root directory of a dataset: written under results/ for synthetic and tags datasets (the
+    generator's output, the checked copy of the tags), from config otherwise."""
     cfg = config["datasets"][ds]
-    return f"results/{ds}/dataset" if cfg["kind"] == "synthetic" else cfg["root"]
+    return f"results/{ds}/dataset" if cfg["kind"] in GENERATED_ROOT_KINDS else cfg["root"]
 
 
 def dataset_input(config: Mapping, ds: str, split: str | None = None) -> str:
@@ -81,13 +89,81 @@ def dataset_input(config: Mapping, ds: str, split: str | None = None) -> str:
     the DAG, before any job runs.
     """
     cfg = config["datasets"][ds]
-    if cfg["kind"] == "synthetic":
+    if cfg["kind"] == "tags":
+        tags_inputs(config, ds)   # the user's files must exist before the DAG is built
+    if cfg["kind"] in GENERATED_ROOT_KINDS:
         return dataset_root(config, ds)
     split = split or cfg["train_split"]
     path = required_path(cfg["kind"], cfg["root"], split)
     if not path.is_file():
         raise MissingDatasetError(missing_dataset_message(ds, cfg["kind"], cfg["root"], split, cfg.get("year")))
     return str(path)
+
+
+def tags_inputs(config: Mapping, ds: str) -> dict[str, str]:
+    """The user's files of a tags dataset (rule tags_dataset's input); a missing one raises
+    :class:`MissingDatasetError` saying which key names it."""
+    cfg = config["datasets"][ds]
+    inputs = {"images": cfg["images"], "labels": cfg["labels"]}
+    split_file = cfg["split"].get("split_file")
+    if split_file is not None:
+        inputs["split_file"] = split_file
+    if cfg.get("boxes") is not None:
+        inputs["boxes"] = cfg["boxes"]
+    for key, path in inputs.items():
+        exists = Path(path).is_dir() if key == "images" else Path(path).exists()
+        if not exists:
+            name = "split.split_file" if key == "split_file" else key
+            raise MissingDatasetError(f"Dataset {ds!r} (tags): datasets.{ds}.{name} = {path!r} does not exist.\n"
+                                      f"A tags dataset is a folder of images and a CSV 'image,tags' (README, "
+                                      f"\"Your own images\").")
+    return inputs
+
+
+def tags_flags(config: Mapping, ds: str) -> str:
+    """``wsjds data tags`` flags of a tags dataset (everything but its output)."""
+    cfg = config["datasets"][ds]
+    options = {key: value for key, value in tags_inputs(config, ds).items()}
+    options.update({"train_split": cfg["train_split"], "test_split": cfg["test_split"]})
+    if cfg.get("classes"):
+        options["classes"] = list(cfg["classes"])
+    if "test_fraction" in cfg["split"]:
+        options.update({"test_fraction": cfg["split"]["test_fraction"], "seed": cfg["split"].get("seed", 0)})
+    return cli_flags(options)
+
+
+def dataset_classes(config: Mapping, ds: str) -> tuple[str, ...]:
+    """Class list of a dataset: fixed per kind, or a tags dataset's (config, else its CSV's tags)."""
+    cfg = config["datasets"][ds]
+    if cfg["kind"] == "tags":
+        from wsjds.data.tags import tags_classes
+
+        tags_inputs(config, ds)
+        return tags_classes(cfg["labels"], cfg.get("classes"))
+    from wsjds.data.classes import classes_for
+
+    return classes_for(cfg["kind"])
+
+
+def has_boxes(config: Mapping, ds: str) -> bool:
+    """Whether a dataset has box annotations to evaluate (a tags dataset only with ``boxes``)."""
+    cfg = config["datasets"][ds]
+    return cfg["kind"] != "tags" or cfg.get("boxes") is not None
+
+
+def headline_inputs(config: Mapping, ds: str) -> dict[str, str]:
+    """What results/{ds}_frcnn_map.json reads: the box metrics where the dataset has boxes, the
+    image-level classification AP for tags datasets, and the pseudo-GT report."""
+    cfg = config["datasets"][ds]
+    test, base = cfg["test_split"], f"results/{ds}/{DEFAULT_METHOD}"
+    inputs = {"pseudo_gt_report": f"{base}/pseudo_gt_report.json"}
+    if has_boxes(config, ds):
+        inputs.update({"frcnn_map": f"{base}/frcnn/metrics/{test}_map.json", "wsod_map": f"{base}/metrics/{test}_map.json",
+                       "corloc": f"{base}/metrics/{config['evaluation']['corloc_split']}_corloc.json"})
+    if cfg["kind"] == "tags":
+        inputs.update({"wsod_cls_map": f"{base}/metrics/{test}_cls_map.json",
+                       "frcnn_cls_map": f"{base}/frcnn/metrics/{test}_cls_map.json"})
+    return inputs
 
 
 def cli_flags(options: Mapping) -> str:
@@ -112,16 +188,17 @@ def default_targets(config: Mapping) -> list[str]:
     cfg = config["datasets"][ds]
     splits = (cfg["train_split"], cfg["test_split"])
     targets = [f"results/{ds}/dataset_summary/{split}.json" for split in splits]
-    if cfg["kind"] in ("synthetic", "voc"):  # the proposal and training rules read the VOC layout
+    if cfg["kind"] in TRAINABLE_KINDS:  # the proposal and training rules read these kinds
         targets += [f"results/{ds}/proposals/{split}.h5" for split in splits]
         run = f"results/{ds}/{DEFAULT_METHOD}"
         targets += [f"{run}/training/curves.png", f"{run}/frcnn/training/curves.png",
                     f"{run}/detections/{cfg['test_split']}_coco_results.json",
                     f"{run}/frcnn/detections/{cfg['test_split']}_coco_results.json",
+                    f"{run}/predict_settings.json", f"{run}/frcnn/predict_settings.json",   # wsjds predict --run
                     f"results/{ds}_frcnn_map.json"]
     if cfg["kind"] in ("synthetic", "coco"):   # datasets with instance masks
         targets.append(f"results/{ds}/{DEFAULT_METHOD}/metrics/instance_seg.json")
-    if cfg["kind"] in ("synthetic", "voc"):   # the report's items read the VOC-layout metrics
+    if cfg["kind"] in TRAINABLE_KINDS:
         from wsjds.report.rules import report_targets
 
         targets += report_targets(config, ds, DEFAULT_METHOD)
@@ -261,14 +338,12 @@ def train_settings(config: Mapping, ds: str, method: str) -> dict:
     """Everything one training run depends on, resolved from the config (stored in checkpoints;
     a change reruns the rounds). ``method`` is the run name: ``wsjds-seed12`` trains method
     ``wsjds`` with ``training.<recipe>.seed`` 12 (``method_name`` keeps the full name)."""
-    from wsjds.data.classes import classes_for
-
     cfg = config["datasets"][ds]
     model = config["models"][cfg["model"]]
     return {
         "dataset": {"name": ds, "kind": cfg["kind"], "root": dataset_root(config, ds), "split": cfg["train_split"],
                     "include_difficult_labels": cfg.get("include_difficult_labels", False)},
-        "classes": list(classes_for(cfg["kind"])),
+        "classes": list(dataset_classes(config, ds)),
         "method_name": method,
         "method": method_entry(config, method),
         "model": dict(model),
@@ -281,8 +356,6 @@ def train_settings(config: Mapping, ds: str, method: str) -> dict:
 def frcnn_settings(config: Mapping, ds: str, method: str) -> dict:
     """Everything a Fast R-CNN retraining run depends on (results/{ds}/{method}/frcnn/settings.json);
     a seed suffix of ``method`` is the Fast R-CNN's training seed too."""
-    from wsjds.data.classes import classes_for
-
     method_entry(config, method)   # an unknown method fails here, not in the WSOD run it reads
 
     cfg = config["datasets"][ds]
@@ -292,7 +365,7 @@ def frcnn_settings(config: Mapping, ds: str, method: str) -> dict:
     return {
         "dataset": {"name": ds, "kind": cfg["kind"], "root": dataset_root(config, ds), "split": cfg["train_split"],
                     "include_difficult_labels": cfg.get("include_difficult_labels", False)},
-        "classes": list(classes_for(cfg["kind"])),
+        "classes": list(dataset_classes(config, ds)),
         "method_name": method,
         "model": dict(model),
         "weights": dict(config["weights"][model["weights"]]),
@@ -314,6 +387,41 @@ def run_settings(config: Mapping, ds: str, run: str) -> dict:
     """Settings of a run: ``{method}`` (CGL training) or ``{method}/frcnn`` (Fast R-CNN retraining)."""
     method, _, stage = run.partition("/")
     return frcnn_settings(config, ds, method) if stage == "frcnn" else train_settings(config, ds, method)
+
+
+def predict_settings(config: Mapping, ds: str, run: str) -> dict:
+    """What ``wsjds predict --run results/{ds}/{run}`` needs beside the run's settings: its test-time
+    settings (inference preset, the test split's proposal settings) and, where the method has a
+    segmentation branch, the mask settings and the WSOD run that makes the masks. Paths are
+    relative to the run directory, so a copied run directory still predicts."""
+    from wsjds.masks import MODEL_VARIANTS, MaskConfig
+    from wsjds.proposals.settings import max_per_image, proposal_settings
+
+    cfg = config["datasets"][ds]
+    method, _, stage = run.partition("/")
+    inference = dict(config["inference"][_recipes(config, ds, run)[1]])
+    inference.pop("shards")
+    proposals = proposal_settings(config, ds)
+    if proposals["source"] != "selective_search":
+        raise ValueError(f"dataset {ds!r} imports its proposals; wsjds predict computes Selective Search on new "
+                         f"images and needs proposals.selective_search settings")
+    result = {
+        "dataset": ds, "run": run, "classes": list(dataset_classes(config, ds)),
+        "checkpoint": Path(final_checkpoint(config, ds, run)).name,
+        "inference": inference,
+        "selective_search": dict(proposals["selective_search"]),
+        "proposal_policy": {"min_side": proposals["min_side"], "whole_image_fallback": proposals["whole_image_fallback"],
+                            "max_per_image": max_per_image(config, ds, cfg["test_split"])},
+        "masks": None,
+    }
+    masks = MaskConfig.from_config(config["masks"], ds)
+    variants = [v for v in MODEL_VARIANTS if v in masks.variants]
+    if method_entry(config, method)["segmentation"] and variants:
+        up = "../" if stage == "frcnn" else ""
+        result["masks"] = {"variant": variants[0], "settings": f"{up}settings.json",
+                           "checkpoint": f"{up}{Path(final_checkpoint(config, ds, method)).name}",
+                           "params": masks.params.to_json()}
+    return result
 
 
 def _recipes(config: Mapping, ds: str, run: str) -> tuple[str, str]:

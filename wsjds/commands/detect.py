@@ -50,27 +50,16 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run_detect(args: argparse.Namespace) -> int:
-    import torch
-
-    from wsjds.infer import InferenceConfig, detect_split, wsddn_scorer
+    from wsjds.infer import InferenceConfig, detect_split
+    from wsjds.runs import trained_scorer
     from wsjds.shards import parse_shard, shard_ids
-    from wsjds.train import load_checkpoint, resolve_device
+    from wsjds.train import resolve_device
 
     settings, source = settings_and_split(args.settings, args.split)
     device = resolve_device(args.device)
     cfg = InferenceConfig(tuple(args.scales), args.max_side, args.flip, args.max_proposals, args.nms_iou,
                           args.max_detections, args.score_threshold)
-    checkpoint = load_checkpoint(args.checkpoint)
-    if "frcnn" in settings:
-        from wsjds.frcnn import build_frcnn, frcnn_scorer
-
-        model = build_frcnn(settings, pretrained=False)
-        model.load_state_dict(checkpoint["model"])
-        scorer, name = frcnn_scorer(model.to(device), cfg, device), "wsjds frcnn"
-    else:
-        from wsjds.runs import trained_wsjds
-
-        scorer, name = wsddn_scorer(trained_wsjds(settings, checkpoint).to(device), cfg, device), "wsjds detect"
+    scorer, name = trained_scorer(settings, args.checkpoint, cfg, device)
     ids = shard_ids(source.ids, *parse_shard(args.shard))
     detect_split(scorer, source, args.proposals, ids, args.out, cfg, dataset=settings["dataset"]["name"],
                  split=args.split, classes=settings["classes"], source_name=name, raw_scores_out=args.raw_scores,

@@ -19,7 +19,7 @@ import dataclasses
 import logging
 from pathlib import Path
 
-from wsjds.commands.evaluate import VOC_KINDS
+from wsjds.data.kinds import CHAIN_KINDS
 from wsjds.data.errors import DatasetError
 
 log = logging.getLogger(__name__)
@@ -43,7 +43,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
     pr = actions.add_parser("pr-curves", help="precision-recall curve per class of saved detections (PNG)")
     pr.add_argument("--root", required=True, help="the VOC20XX directory (or the synthetic dataset's root)")
-    pr.add_argument("--kind", default="voc", choices=VOC_KINDS, help="class list of the dataset (default voc)")
+    pr.add_argument("--kind", default="voc", choices=CHAIN_KINDS, help="class list of the dataset (default voc)")
     pr.add_argument("--split", required=True)
     pr.add_argument("--detections", required=True, help="detections .h5, JSON list or comp4 directory")
     pr.add_argument("--use07", action=argparse.BooleanOptionalAction, required=True,
@@ -73,6 +73,22 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     fig.add_argument("--title", default="")
     fig.add_argument("--out", required=True, help="PNG file to write (atomically)")
     fig.set_defaults(func=run_figure4)
+
+    gallery = actions.add_parser("gallery", help="test images with the detector's boxes and masks drawn (PNG)")
+    gallery.add_argument("--root", required=True, help="dataset root the detections are of")
+    gallery.add_argument("--kind", required=True, choices=CHAIN_KINDS)
+    gallery.add_argument("--split", required=True)
+    gallery.add_argument("--detections", required=True, help="detections HDF5 (wsjds.detections)")
+    gallery.add_argument("--masks", help="mask HDF5 of the same detections (wsjds masks)")
+    gallery.add_argument("--images", type=int, required=True, help="the first N images of the split")
+    gallery.add_argument("--columns", type=int, required=True, help="panels per row")
+    gallery.add_argument("--panel-inches", type=float, required=True, help="side of one panel")
+    gallery.add_argument("--min-score", type=float, required=True, help="draw detections scoring at least this")
+    gallery.add_argument("--max-boxes", type=int, required=True, help="at most this many per image, best first")
+    gallery.add_argument("--dpi", type=int, required=True)
+    gallery.add_argument("--title", default="")
+    gallery.add_argument("--out", required=True, help="PNG file to write (atomically)")
+    gallery.set_defaults(func=run_gallery)
 
     abl = actions.add_parser("ablation", help="the Table 1 ablation over methods and seeds (JSON and PNG)")
     abl.add_argument("--dataset", required=True)
@@ -115,13 +131,13 @@ def run_metrics_table(args: argparse.Namespace) -> int:
 
 
 def run_pr_curves(args: argparse.Namespace) -> int:
-    from wsjds.data.classes import classes_for
+    from wsjds.data.kinds import open_split
     from wsjds.evaluation.detections_io import read_detections
-    from wsjds.evaluation.ground_truth import load_voc_ground_truth
+    from wsjds.evaluation.ground_truth import load_ground_truth
     from wsjds.report.pr_curves import PRFigureStyle, plot_pr_curves
 
-    classes = classes_for(args.kind)
-    gt = load_voc_ground_truth(args.root, args.split, classes)
+    gt = load_ground_truth(open_split(args.kind, args.root, args.split))
+    classes = gt.classes
     dets = read_detections(args.detections, gt.image_ids, classes, split=args.split)
     aps = plot_pr_curves(gt, dets, args.out, PRFigureStyle(args.columns, args.panel_inches, args.dpi), args.use07,
                          args.iou_threshold, args.title)
@@ -153,6 +169,27 @@ def run_figure4(args: argparse.Namespace) -> int:
             Figure4Style(args.panel_inches, args.dpi), args.out, seeds=bool(settings["method"]["det_to_seg"]),
             device=device, title=args.title)
     log.info("Fig. 4 of %d images of %s -> %s", len(ids), args.split, args.out)
+    return 0
+
+
+def run_gallery(args: argparse.Namespace) -> int:
+    from contextlib import ExitStack
+
+    from wsjds.data.kinds import open_split
+    from wsjds.detections import DetectionStore
+    from wsjds.mask_store import MaskStore
+    from wsjds.report.gallery import GalleryStyle, plot_gallery
+
+    if args.images < 1 or args.columns < 1:
+        raise SystemExit(f"wsjds report gallery: --images and --columns must be >= 1, got {args.images}, {args.columns}")
+    source = open_split(args.kind, args.root, args.split)
+    style = GalleryStyle(args.images, args.columns, args.panel_inches, args.min_score, args.max_boxes, args.dpi)
+    with ExitStack() as stack:
+        detections = stack.enter_context(DetectionStore.open(args.detections, split=args.split))
+        masks = stack.enter_context(MaskStore.open(args.masks, split=args.split)) if args.masks else None
+        ids = detections.image_ids[: args.images]
+        drawn = plot_gallery(source, detections, ids, args.out, style, masks, args.title)
+    log.info("gallery of %d images of %s, %d boxes -> %s", len(ids), args.split, drawn, args.out)
     return 0
 
 

@@ -15,12 +15,39 @@ INSTANCE_MASK_KINDS: tuple[str, ...] = ("synthetic", "coco")
 
 
 def report_targets(config: Mapping, ds: str, method: str = wf.DEFAULT_METHOD) -> list[str]:
-    """The `snakemake --report` items of one method: its metrics table, the PR curves of its WSOD and
-    Fast R-CNN test detections, and its Fig. 4-style figure (the training curves are targets already)."""
+    """The `snakemake --report` items of one method: its metrics table and the PR curves of its WSOD
+    and Fast R-CNN test detections (where the dataset has boxes), its Fig. 4-style figure and the
+    gallery of the final detector (the training curves are targets already)."""
     test = config["datasets"][ds]["test_split"]
     run = f"results/{ds}/{method}"
-    return [f"{run}/report/metrics.html", f"{run}/report/pr_curves_{test}.png",
-            f"{run}/frcnn/report/pr_curves_{test}.png", f"{run}/report/figure4_{test}.png"]
+    targets = [f"{run}/report/figure4_{test}.png", f"{run}/frcnn/report/gallery_{test}.png"]
+    if wf.has_boxes(config, ds):
+        targets += [f"{run}/report/metrics.html", f"{run}/report/pr_curves_{test}.png",
+                    f"{run}/frcnn/report/pr_curves_{test}.png"]
+    return targets
+
+
+def gallery_inputs(config: Mapping, ds: str, method: str, split: str) -> dict[str, str]:
+    """The gallery's detections (the Fast R-CNN retrained on ``method``'s pseudo GT) and, where the
+    method has a segmentation branch, the masks the masks stage made for them."""
+    from wsjds.masks import MODEL_VARIANTS, MaskConfig
+
+    base = f"results/{ds}/{method}"
+    inputs = {"dataset": wf.dataset_input(config, ds, split), "detections": f"{base}/frcnn/detections/{split}.h5"}
+    variants = [v for v in MODEL_VARIANTS if v in MaskConfig.from_config(config["masks"], ds).variants]
+    if wf.method_entry(config, method)["segmentation"] and variants:
+        inputs["masks"] = f"{base}/masks/{split}.{variants[0]}.h5"
+    return inputs
+
+
+def gallery_flags(config: Mapping, ds: str, method: str, split: str) -> str:
+    """``wsjds report gallery`` flags: config ``report.gallery``, the dpi, and the masks if any."""
+    options = dict(config["report"]["gallery"])
+    masks = gallery_inputs(config, ds, method, split).get("masks")
+    if masks is not None:
+        options["masks"] = masks
+    options["dpi"] = config["report"]["dpi"]
+    return wf.cli_flags(options)
 
 
 def paper_method(config: Mapping, ds: str, method: str) -> str | None:
