@@ -74,6 +74,7 @@ rule voc_metric:
         use07=lambda wildcards: "--use07" if wf.use_07_metric(config, wildcards.ds) else "--no-use07",
         iou=config["evaluation"]["iou_threshold"],
         corloc=config["evaluation"]["corloc_definition"],
+        boxes=lambda wildcards: wf.boxes_flag(config, wildcards.ds),
     log:
         "logs/{ds}/{run}/metric_{split}_{metric}.log",
     wildcard_constraints:
@@ -84,7 +85,7 @@ rule voc_metric:
     shell:
         "wsjds evaluate voc --root {params.root} --kind {params.kind} --split {wildcards.split}"
         " --detections {input.detections} --metric {wildcards.metric} {params.use07}"
-        " --iou-threshold {params.iou} --corloc-definition {params.corloc} --out {output} > {log} 2>&1"
+        " --iou-threshold {params.iou} --corloc-definition {params.corloc} {params.boxes} --out {output} > {log} 2>&1"
 
 
 rule classification_metric:
@@ -92,12 +93,12 @@ rule classification_metric:
         dataset=dataset_input,
         detections="results/{ds}/{run}/detections/{split}.h5",
     output:
-        "results/{ds}/{run}/metrics/{split}_cls_map.json",
+        "results/{ds}/{run}/metrics/{split}_classification.json",
     params:
         root=dataset_root,
         kind=dataset_kind,
     log:
-        "logs/{ds}/{run}/metric_{split}_cls_map.log",
+        "logs/{ds}/{run}/metric_{split}_classification.log",
     wildcard_constraints:
         ds="|".join(TRAINABLE_DATASETS),
     conda:
@@ -129,6 +130,7 @@ rule failure_modes:
         kind=dataset_kind,
         iou=config["evaluation"]["iou_threshold"],
         flags=wf.cli_flags(config["evaluation"]["failure_modes"]),
+        boxes=lambda wildcards: wf.boxes_flag(config, wildcards.ds),
     log:
         "logs/{ds}/{run}/failures_{split}.log",
     wildcard_constraints:
@@ -137,7 +139,8 @@ rule failure_modes:
         "../envs/wsjds.yaml"
     shell:
         "wsjds evaluate failures --root {params.root} --kind {params.kind} --split {wildcards.split}"
-        " --detections {input.detections} --iou-threshold {params.iou} {params.flags} --out {output} > {log} 2>&1"
+        " --detections {input.detections} --iou-threshold {params.iou} {params.flags} {params.boxes} --out {output}"
+        " > {log} 2>&1"
 
 
 rule pseudo_gt:

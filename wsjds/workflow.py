@@ -108,9 +108,7 @@ def tags_inputs(config: Mapping, ds: str) -> dict[str, str]:
     split_file = cfg["split"].get("split_file")
     if split_file is not None:
         inputs["split_file"] = split_file
-    if cfg.get("boxes") is not None:
-        inputs["boxes"] = cfg["boxes"]
-    for key, path in inputs.items():
+    for key, path in {**inputs, **({"boxes": cfg["boxes"]} if cfg.get("boxes") else {})}.items():
         exists = Path(path).is_dir() if key == "images" else Path(path).exists()
         if not exists:
             name = "split.split_file" if key == "split_file" else key
@@ -145,6 +143,12 @@ def dataset_classes(config: Mapping, ds: str) -> tuple[str, ...]:
     return classes_for(cfg["kind"])
 
 
+def boxes_flag(config: Mapping, ds: str) -> str:
+    """``--boxes PATH`` for the evaluation commands of a tags dataset with box annotations, else ''."""
+    cfg = config["datasets"][ds]
+    return f"--boxes {shlex.quote(str(cfg['boxes']))}" if cfg["kind"] == "tags" and cfg.get("boxes") else ""
+
+
 def has_boxes(config: Mapping, ds: str) -> bool:
     """Whether a dataset has box annotations to evaluate (a tags dataset only with ``boxes``)."""
     cfg = config["datasets"][ds]
@@ -161,8 +165,8 @@ def headline_inputs(config: Mapping, ds: str) -> dict[str, str]:
         inputs.update({"frcnn_map": f"{base}/frcnn/metrics/{test}_map.json", "wsod_map": f"{base}/metrics/{test}_map.json",
                        "corloc": f"{base}/metrics/{config['evaluation']['corloc_split']}_corloc.json"})
     if cfg["kind"] == "tags":
-        inputs.update({"wsod_cls_map": f"{base}/metrics/{test}_cls_map.json",
-                       "frcnn_cls_map": f"{base}/frcnn/metrics/{test}_cls_map.json"})
+        inputs.update({"wsod_cls_map": f"{base}/metrics/{test}_classification.json",
+                       "frcnn_cls_map": f"{base}/frcnn/metrics/{test}_classification.json"})
     return inputs
 
 

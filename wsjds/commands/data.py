@@ -45,7 +45,6 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     tags.add_argument("--test-fraction", type=float, help="fraction of the images drawn for the test split")
     tags.add_argument("--seed", type=int, default=0, help="seed of the test draw")
     tags.add_argument("--split-file", help="CSV image,split instead of a random draw")
-    tags.add_argument("--boxes", help="VOC XML folder or COCO instances JSON, read by evaluation only")
     tags.add_argument("--out", required=True, help="the dataset root to write (atomically)")
     tags.set_defaults(func=run_tags)
 
@@ -80,6 +79,6 @@ def run_tags(args: argparse.Namespace) -> int:
     from wsjds.data.tags import SplitRule, prepare_tags_dataset
 
     rule = SplitRule(args.train_split, args.test_split, args.test_fraction, args.seed, args.split_file)
-    manifest = prepare_tags_dataset(args.images, args.labels, args.out, rule, args.classes, args.boxes)
+    manifest = prepare_tags_dataset(args.images, args.labels, args.out, rule, args.classes)
     print(json.dumps(manifest, indent=2, sort_keys=True))
     return 0

@@ -48,6 +48,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     voc.add_argument("--root", required=True, help="the VOC20XX directory (or the synthetic dataset's root)")
     voc.add_argument("--split", required=True, help="ImageSets/Main list, e.g. test (mAP) or trainval (CorLoc)")
     voc.add_argument("--kind", choices=CHAIN_KINDS, help="dataset kind (default: what the root's dataset.json says, else voc)")
+    voc.add_argument("--boxes", help="a tags dataset's box annotations: VOC XML folder or COCO instances JSON")
     voc.add_argument("--detections", required=True,
                      help="detections .h5 (wsjds.detections), a JSON list {image_id, category_id (0-based), "
                           "bbox [x, y, w, h], score}, or a directory of comp4_det_{split}_{class}.txt files")
@@ -69,6 +70,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     failures.add_argument("--root", required=True, help="the VOC20XX directory (or the synthetic dataset's root)")
     failures.add_argument("--split", required=True, help="ImageSets/Main list, usually trainval (as CorLoc)")
     failures.add_argument("--kind", choices=CHAIN_KINDS, help="dataset kind (default: what the root's dataset.json says, else voc)")
+    failures.add_argument("--boxes", help="a tags dataset's box annotations: VOC XML folder or COCO instances JSON")
     failures.add_argument("--detections", required=True, help="detections, in any form `evaluate voc` reads")
     failures.add_argument("--iou-threshold", type=float, default=CORLOC_IOU_THRESHOLD,
                           help=f"correct when IoU > this (default {CORLOC_IOU_THRESHOLD}, as CorLoc)")
@@ -115,7 +117,7 @@ def _run_voc(args: argparse.Namespace) -> int:
     if args.metric == "map":  # resolved first: a missing year fails before any file is read
         use07 = args.use07 if args.use07 is not None else kind == "voc" and _use07_from_root(args.root)
     start = time.perf_counter()
-    gt = load_ground_truth(open_split(kind, args.root, args.split), cache_dir=args.cache_dir)
+    gt = load_ground_truth(open_split(kind, args.root, args.split, boxes=args.boxes), cache_dir=args.cache_dir)
     classes = gt.classes
     dets = read_detections(args.detections, gt.image_ids, classes, split=args.split)
     loaded = time.perf_counter()
@@ -140,7 +142,7 @@ def _run_voc(args: argparse.Namespace) -> int:
 
 
 def _run_failures(args: argparse.Namespace) -> int:
-    gt = load_ground_truth(open_split(_kind(args), args.root, args.split), cache_dir=args.cache_dir)
+    gt = load_ground_truth(open_split(_kind(args), args.root, args.split, boxes=args.boxes), cache_dir=args.cache_dir)
     classes = gt.classes
     dets = read_detections(args.detections, gt.image_ids, classes, split=args.split)
     result = evaluate_failure_modes(gt, dets, args.iou_threshold, args.instance_cover, args.part_inside)

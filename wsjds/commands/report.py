@@ -44,6 +44,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     pr = actions.add_parser("pr-curves", help="precision-recall curve per class of saved detections (PNG)")
     pr.add_argument("--root", required=True, help="the VOC20XX directory (or the synthetic dataset's root)")
     pr.add_argument("--kind", default="voc", choices=CHAIN_KINDS, help="class list of the dataset (default voc)")
+    pr.add_argument("--boxes", help="a tags dataset's box annotations: VOC XML folder or COCO instances JSON")
     pr.add_argument("--split", required=True)
     pr.add_argument("--detections", required=True, help="detections .h5, JSON list or comp4 directory")
     pr.add_argument("--use07", action=argparse.BooleanOptionalAction, required=True,
@@ -136,7 +137,7 @@ def run_pr_curves(args: argparse.Namespace) -> int:
     from wsjds.evaluation.ground_truth import load_ground_truth
     from wsjds.report.pr_curves import PRFigureStyle, plot_pr_curves
 
-    gt = load_ground_truth(open_split(args.kind, args.root, args.split))
+    gt = load_ground_truth(open_split(args.kind, args.root, args.split, boxes=args.boxes))
     classes = gt.classes
     dets = read_detections(args.detections, gt.image_ids, classes, split=args.split)
     aps = plot_pr_curves(gt, dets, args.out, PRFigureStyle(args.columns, args.panel_inches, args.dpi), args.use07,

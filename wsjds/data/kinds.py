@@ -17,10 +17,14 @@ from wsjds.data.voc import VOCDataset
 CHAIN_KINDS: tuple[str, ...] = ("voc", "synthetic", "tags")
 
 
-def open_split(kind: str, root: str | Path, split: str, include_difficult_labels: bool = False):
-    """A reader of ``split`` (ids, image_path, image_size, read_image, image_labels, annotation)."""
+def open_split(kind: str, root: str | Path, split: str, include_difficult_labels: bool = False,
+               boxes: str | Path | None = None):
+    """A reader of ``split`` (ids, image_path, image_size, read_image, image_labels, annotation).
+    ``boxes``: a tags dataset's box annotations (evaluation only); other kinds hold their own."""
     if kind == "tags":
-        return TagsDataset(root, split)
+        return TagsDataset(root, split, boxes)
+    if boxes is not None:
+        raise ValueError(f"boxes are given separately only for tags datasets, not {kind!r}")
     if kind not in CHAIN_KINDS:
         raise ValueError(f"dataset kind {kind!r} cannot be opened by root; expected one of {list(CHAIN_KINDS)}")
     return VOCDataset(root, split, classes_for(kind), include_difficult_labels)

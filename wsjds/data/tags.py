@@ -4,13 +4,13 @@
 checks every row and every image header, assigns the train / test split and writes a normalised
 copy of the labels under the dataset's root (``results/{ds}/dataset``)::
 
-    dataset.json        format wsjds.tags: classes, the images folder, the boxes file, counts
+    dataset.json        format wsjds.tags: classes, the images folder, counts
     {split}.csv         image,width,height,tags (one row per image of the split, the CSV's order)
 
 :class:`TagsDataset` reads one split of that root. Image ids are the image paths relative to the
-images folder, without their extension (``sub/img001.jpg`` -> ``sub/img001``). Box annotations,
-when configured, are read only by :meth:`TagsDataset.annotation` (evaluation, pseudo-GT quality);
-training reads the tags alone.
+images folder, without their extension (``sub/img001.jpg`` -> ``sub/img001``). Box annotations
+never enter the root: an evaluation opens the split with ``boxes`` (a VOC XML folder or a COCO
+JSON), so adding them later reruns no training, and training cannot read them.
 """
 
 from __future__ import annotations
@@ -52,8 +52,7 @@ class SplitRule:
 
 
 def prepare_tags_dataset(images: str | Path, labels: str | Path, out: str | Path, split: SplitRule,
-                         classes: Sequence[str] | None = None, boxes: str | Path | None = None,
-                         progress: bool = True) -> dict:
+                         classes: Sequence[str] | None = None, progress: bool = True) -> dict:
     """Check a tags dataset and write its normalised root at ``out`` (atomically). Returns the
     manifest. Every problem is a :class:`DatasetError` naming the file and the row."""
     from tqdm import tqdm
@@ -80,10 +79,6 @@ def prepare_tags_dataset(images: str | Path, labels: str | Path, out: str | Path
     for row, (image, _) in tqdm(rows.items(), desc="image headers", unit="img", disable=not progress):
         sizes[image] = _checked_size(images / image, image_id(image), row, labels)
     assignment = _assign_splits([image for image, _ in rows.values()], split)
-    boxes_path = None if boxes is None else Path(boxes)
-    if boxes_path is not None and not (boxes_path.is_dir() or boxes_path.is_file()):
-        raise DatasetError("box annotations not found: expected a folder of VOC XML files or a COCO instances "
-                           "JSON (datasets.<name>.boxes)", path=boxes_path)
     by_split = {split.train_split: [], split.test_split: []}
     for image, tags in rows.values():
         by_split[assignment[image]].append((image, tags))
@@ -91,7 +86,6 @@ def prepare_tags_dataset(images: str | Path, labels: str | Path, out: str | Path
     manifest = {
         "format": TAGS_FORMAT, "version": TAGS_VERSION, "classes": list(found),
         "images": str(images.resolve()), "labels": str(labels.resolve()),
-        "boxes": None if boxes_path is None else str(boxes_path.resolve()),
         "splits": {name: len(members) for name, members in by_split.items()},
         "unlisted_images_skipped": len(unlisted),
     }
@@ -189,9 +183,10 @@ def is_tags_root(root: str | Path) -> bool:
 
 
 class TagsDataset:
-    """One split of a prepared tags root: ids, pixels, image labels; boxes only for evaluation."""
+    """One split of a prepared tags root: ids, pixels, image labels; with ``boxes`` (evaluation
+    only) also the objects of each image."""
 
-    def __init__(self, root: str | Path, split: str):
+    def __init__(self, root: str | Path, split: str, boxes: str | Path | None = None):
         self.root, self.split = Path(root), split
         manifest_path = self.root / "dataset.json"
         if not is_tags_root(self.root):
@@ -200,7 +195,10 @@ class TagsDataset:
         self.manifest = json.loads(manifest_path.read_text())
         self.classes: tuple[str, ...] = tuple(self.manifest["classes"])
         self.images = Path(self.manifest["images"])
-        self.boxes = None if self.manifest["boxes"] is None else Path(self.manifest["boxes"])
+        self.boxes = None if boxes is None else Path(boxes)
+        if self.boxes is not None and not self.boxes.exists():
+            raise DatasetError("box annotations not found: expected a folder of VOC XML files or a COCO instances "
+                               "JSON (datasets.<name>.boxes)", path=self.boxes)
         split_path = self.root / f"{split}.csv"
         if not split_path.is_file():
             raise DatasetError(f"split {split!r} has no image list; splits: {sorted(self.manifest['splits'])}",

@@ -91,9 +91,10 @@ def metrics_flags(config: Mapping, ds: str, method: str) -> str:
 def pr_curve_flags(config: Mapping, ds: str) -> str:
     """``wsjds report pr-curves`` flags: the dataset's AP kind, the match threshold, the layout."""
     style = config["report"]["pr_curves"]
-    return wf.cli_flags({"use07": wf.use_07_metric(config, ds), "iou_threshold": config["evaluation"]["iou_threshold"],
-                         "columns": style["columns"], "panel_inches": style["panel_inches"],
-                         "dpi": config["report"]["dpi"]})
+    flags = wf.cli_flags({"use07": wf.use_07_metric(config, ds), "iou_threshold": config["evaluation"]["iou_threshold"],
+                          "columns": style["columns"], "panel_inches": style["panel_inches"],
+                          "dpi": config["report"]["dpi"]})
+    return f"{flags} {wf.boxes_flag(config, ds)}".rstrip()
 
 
 def figure4_flags(config: Mapping, ds: str) -> str:
