@@ -2,9 +2,11 @@
 
 For each image: Selective Search with the run's proposal settings, the run's test-time passes and
 NMS, and, where the method has a segmentation branch, the masks stage's class maps cut to each box.
-Per image a JSON in the COCO results style (one entry per detection: ``bbox`` [x, y, w, h] in
-pixels, ``score``, ``category_id`` (0-based), ``category_name``, and ``segmentation`` as COCO RLE
-with masks) and a PNG with everything drawn. Files are written atomically, one pair per image.
+Per image a JSON in the COCO results style (one entry per detection, best first: ``bbox`` [x, y,
+w, h] in pixels, ``score``, ``category_id`` (0-based), ``category_name``, and ``segmentation`` as
+COCO RLE with masks) and a PNG with the detections drawn that score at least the run's
+``drawing.min_score``, at most ``drawing.max_boxes`` (config ``report.gallery``, as the report's
+gallery). Files are written atomically, one pair per image.
 """
 
 from __future__ import annotations
@@ -135,8 +137,10 @@ def predict_images(predictor: Predictor, inputs: Sequence[str | Path], out_dir: 
         json_path = target.with_name(target.name + ".json")
         with atomic_path(json_path) as tmp:
             tmp.write_text(json.dumps(entries, indent=1) + "\n")
-        drawn = draw_detections(image, prediction.boxes, prediction.labels, prediction.scores, predictor.classes,
-                                prediction.masks)
+        show = _shown(prediction.scores, predictor.settings["drawing"])
+        drawn = draw_detections(image, prediction.boxes[show], prediction.labels[show], prediction.scores[show],
+                                predictor.classes, None if prediction.masks is None else
+                                [prediction.masks[k] for k in show])
         from PIL import Image
 
         with atomic_path(target.with_name(target.name + ".png")) as tmp:
@@ -162,6 +166,12 @@ def coco_entries(image: str, prediction: Prediction, classes: Sequence[str]) -> 
             entry["segmentation"] = rle_object(encode_rle(prediction.masks[k]), width, height)
         entries.append(entry)
     return entries
+
+
+def _shown(scores: np.ndarray, drawing: dict) -> np.ndarray:
+    """Indices of the detections to draw: score >= ``min_score``, the best ``max_boxes``."""
+    order = np.argsort(-scores, kind="stable")
+    return order[scores[order] >= drawing["min_score"]][: drawing["max_boxes"]]
 
 
 def _image_files(inputs: Sequence[str | Path]) -> Iterator[tuple[Path, Path]]:

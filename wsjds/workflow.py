@@ -416,6 +416,7 @@ def predict_settings(config: Mapping, ds: str, run: str) -> dict:
         "selective_search": dict(proposals["selective_search"]),
         "proposal_policy": {"min_side": proposals["min_side"], "whole_image_fallback": proposals["whole_image_fallback"],
                             "max_per_image": max_per_image(config, ds, cfg["test_split"])},
+        "drawing": {key: config["report"]["gallery"][key] for key in ("min_score", "max_boxes")},
         "masks": None,
     }
     masks = MaskConfig.from_config(config["masks"], ds)
