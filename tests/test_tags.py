@@ -194,3 +194,32 @@ def test_voc_photos_as_tags_through_the_chain_and_predict(voc_sample, tmp_path):
     assert "train_round" not in result.stdout + result.stderr
     metric = json.loads((work / "results/mine/wsjds/frcnn/metrics/test_map.json").read_text())
     assert set(metric["per_class"]) == set(classes) and 0 <= metric["mean"] <= 1
+
+
+@pytest.mark.parametrize("layout", ["voc_xml", "coco_json"])
+def test_boxes_for_evaluation_from_voc_xml_or_coco_json(tags_input, tmp_path, layout):
+    images, labels = tags_input
+    prepare_tags_dataset(images, labels, tmp_path / "root", SplitRule("trainval", "test", test_fraction=0.5, seed=0),
+                         progress=False)
+    split = "trainval" if "a" in TagsDataset(tmp_path / "root", "trainval").ids else "test"
+    if layout == "voc_xml":
+        boxes = tmp_path / "xml"
+        boxes.mkdir()
+        (boxes / "a.xml").write_text("<annotation><size><width>40</width><height>30</height></size><object>"
+                                     "<name>cat</name><difficult>0</difficult><bndbox><xmin>3</xmin><ymin>4</ymin>"
+                                     "<xmax>20</xmax><ymax>25</ymax></bndbox></object></annotation>")
+    else:
+        boxes = tmp_path / "instances.json"
+        boxes.write_text(json.dumps({
+            "images": [{"id": 7, "file_name": "a.jpg", "width": 40, "height": 30}],
+            "categories": [{"id": 1, "name": "dog"}, {"id": 3, "name": "cat"}, {"id": 5, "name": "cow"}],
+            "annotations": [{"id": 1, "image_id": 7, "category_id": 3, "bbox": [2, 3, 18, 22], "area": 396,
+                             "iscrowd": 0},
+                            {"id": 2, "image_id": 7, "category_id": 5, "bbox": [0, 0, 5, 5], "area": 25, "iscrowd": 0}]}))
+    dataset = TagsDataset(tmp_path / "root", split, boxes)
+    annotation = dataset.annotation("a")
+    # VOC's 1-based inclusive (3, 4, 20, 25) and COCO's [2, 3, 18, 22] are the same box; cow is not a class here
+    assert annotation.boxes.tolist() == [[2.0, 3.0, 20.0, 25.0]] and annotation.labels.tolist() == [0]
+    assert dataset.image_labels("a").tolist() == [1.0, 0.0]   # training's labels still come from the tags
+    with pytest.raises(DatasetError, match="box annotations not found"):
+        TagsDataset(tmp_path / "root", split, tmp_path / "nowhere")
