@@ -93,9 +93,12 @@ rule training_curves:
             subcategory="{ds}",
             labels={"run": "{run}"},
         ),
+    params:
+        dpi=config["report"]["dpi"],
     log:
         "logs/{ds}/{run}/training_curves.log",
     conda:
         "../envs/wsjds.yaml"
     shell:
-        "wsjds plot-training {input} --out {output} --title '{wildcards.ds} / {wildcards.run}' > {log} 2>&1"
+        "wsjds plot-training {input} --out {output} --title '{wildcards.ds} / {wildcards.run}'"
+        " --dpi {params.dpi} > {log} 2>&1"

@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 import torch
 import yaml
+from PIL import Image
 
 import wsjds.cgl.task as task_module
 import wsjds.train as train_module
@@ -205,8 +206,9 @@ def test_checkpoints_load_weights_only_and_record_scalars(tiny, tmp_path):
     assert len(rows) == 3 == trainer.schedule.round_bounds[1]
     assert {"loss", "lr", "mil_cpg", "seed", "crf", "seed_fg", "seed_bg", "seed_ignore"} <= set(rows[0])
     assert all(np.isfinite(float(r["loss"])) for r in rows)
-    plot_training_curves([scalars], tmp_path / "curves.png", "tiny")
-    assert (tmp_path / "curves.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    plot_training_curves([scalars], tmp_path / "curves.png", "tiny", dpi=40)
+    with Image.open(tmp_path / "curves.png") as curves:   # FIGURE_INCHES (12, 4.5) at 40 dpi
+        assert curves.format == "PNG" and curves.size == (480, 180)
     with pytest.raises(TrainingError, match="outside 1..2"):
         train_round(settings, source, store, 3, tmp_path / "round3.pt", tmp_path / "round1.pt", progress=False)
     with pytest.raises(TrainingError, match="needs round 1"):

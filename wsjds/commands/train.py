@@ -29,6 +29,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     plot.add_argument("scalars", nargs="+", help="round scalar CSVs, in order")
     plot.add_argument("--out", required=True, help="PNG file")
     plot.add_argument("--title", default="")
+    plot.add_argument("--dpi", type=int, default=100, help="pixels per inch (the workflow passes report.dpi)")
     plot.set_defaults(func=run_plot)
 
 
@@ -67,5 +68,5 @@ def run(args: argparse.Namespace) -> int:
 def run_plot(args: argparse.Namespace) -> int:
     from wsjds.report.curves import plot_training_curves
 
-    plot_training_curves(args.scalars, args.out, args.title)
+    plot_training_curves(args.scalars, args.out, args.title, args.dpi)
     return 0

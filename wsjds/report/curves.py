@@ -16,13 +16,18 @@ NON_LOSS_COLUMNS = {"round", "update", "visit", "lr", "image_score_max", "seed_f
                     "seed_ignore", "negative_weight_fraction", "negative_weight_fraction_cpg"}
 
 
-def plot_training_curves(scalar_files: list[str | Path], out: str | Path, title: str = "") -> None:
-    """One PNG: loss terms (left, log scale) and seed coverage / image score (right) per update."""
+# Size of the figure in inches (two panels side by side); its pixels are these times config report.dpi.
+FIGURE_INCHES = (12.0, 4.5)
+
+
+def plot_training_curves(scalar_files: list[str | Path], out: str | Path, title: str = "", dpi: int = 100) -> None:
+    """One PNG: loss terms (left, log scale) and seed coverage / image score (right) per update,
+    :data:`FIGURE_INCHES` at ``dpi`` (config ``report.dpi`` in the workflow)."""
     rows = [row for path in scalar_files for row in csv.DictReader(Path(path).open())]
     if not rows:
         raise ValueError(f"no scalar rows in {[str(p) for p in scalar_files]}")
     updates = [int(r["update"]) for r in rows]
-    figure, (losses, stats) = plt.subplots(1, 2, figsize=(12, 4.5))
+    figure, (losses, stats) = plt.subplots(1, 2, figsize=FIGURE_INCHES)
     columns = [c for c in rows[0] if c not in NON_LOSS_COLUMNS]
     for column in columns:
         values = [float(r[column]) if r.get(column) not in (None, "") else float("nan") for r in rows]
@@ -40,5 +45,5 @@ def plot_training_curves(scalar_files: list[str | Path], out: str | Path, title:
     figure.suptitle(title)
     figure.tight_layout()
     with atomic_path(out) as tmp:
-        figure.savefig(tmp, format="png", dpi=100)
+        figure.savefig(tmp, format="png", dpi=dpi)
     plt.close(figure)
