@@ -160,6 +160,7 @@ rule pseudo_gt:
             else "--no-include-difficult-labels"
         ),
         policy=wf.cli_flags(config["pseudo_gt"]),
+        matching=wf.cli_flags({key: config["evaluation"][key] for key in ("iou_threshold", "corloc_definition")}),
     log:
         "logs/{ds}/{method}/pseudo_gt.log",
     wildcard_constraints:
@@ -168,7 +169,7 @@ rule pseudo_gt:
         "../envs/wsjds.yaml"
     shell:
         "wsjds pseudo-gt --kind {params.kind} --root {params.root} --split {params.split}"
-        " --dataset {wildcards.ds} {params.difficult} --scores {input.scores} {params.policy}"
+        " --dataset {wildcards.ds} {params.difficult} --scores {input.scores} {params.policy} {params.matching}"
         " --out {output.pgt} --report {output.report} > {log} 2>&1"
 
 

@@ -14,7 +14,7 @@ from wsjds.data.errors import DatasetError
 from wsjds.data.synthetic import SynthConfig, generate_dataset
 from wsjds.detections import DetectionWriter, ProposalScoresWriter
 from wsjds.evaluation import ground_truth_from_annotations
-from wsjds.pseudo_gt import PSEUDO_GT_FORMAT, PseudoGTPolicy, PseudoGTStore, make_pseudo_gt
+from wsjds.pseudo_gt import PSEUDO_GT_FORMAT, PseudoGTPolicy, PseudoGTStore, ReportMatching, make_pseudo_gt
 
 NOISE = np.array([[0, 0, 5, 5], [1, 1, 4, 4]], np.float32)
 
@@ -71,7 +71,8 @@ def test_top1_takes_the_true_top_box_of_every_positive_class(synth, split, tmp_p
     scores_path = write_detections(tmp_path / "det.h5", split, gt_with_noise)
     gt = ground_truth_from_annotations(split.ids, split.annotations(), split.classes)
     report = make_pseudo_gt(scores_path, split, tmp_path / "pgt.h5", tmp_path / "report.json", dataset="synth",
-                            split="trainval", policy=PseudoGTPolicy(), ground_truth=gt)
+                            split="trainval", policy=PseudoGTPolicy(), ground_truth=gt,
+                            matching=ReportMatching(0.7, "pcl"))
     positives = {image_id: set(np.flatnonzero(split.image_labels(image_id)).tolist()) for image_id in split.ids}
     last = len(SYNTH_CLASSES) - 1
     assert any(last in p for p in positives.values()), "fixture should have the last class positive somewhere"
@@ -89,6 +90,10 @@ def test_top1_takes_the_true_top_box_of_every_positive_class(synth, split, tmp_p
     on_disk = json.loads((tmp_path / "report.json").read_text())
     assert on_disk == json.loads(json.dumps(report))
     assert report["corloc"]["mean"] == 1.0 and report["precision"]["overall"] == 1.0
+    assert report["precision"]["iou_threshold"] == 0.7 and report["corloc"]["definition"] == "pcl"   # as asked
+    with pytest.raises(ValueError, match="needs the matching"):
+        make_pseudo_gt(scores_path, split, tmp_path / "x.h5", None, dataset="synth", split="trainval",
+                       policy=PseudoGTPolicy(), ground_truth=gt)
     assert report["boxes_per_class"] == report["positive_images_per_class"]
     assert report["boxes_per_class"][SYNTH_CLASSES[last]] > 0
     assert report["num_boxes"] == sum(len(p) for p in positives.values())
@@ -159,7 +164,8 @@ def test_cli(synth, split, tmp_path):
     scores_path = write_detections(tmp_path / "det.h5", split, gt_with_noise)
     out, report = tmp_path / "pgt.h5", tmp_path / "report.json"
     args = ["pseudo-gt", "--kind", "synthetic", "--root", str(synth), "--split", "trainval", "--dataset", "synth",
-            "--scores", str(scores_path), "--out", str(out), "--report", str(report)]
+            "--scores", str(scores_path), "--iou-threshold", "0.5", "--corloc-definition", "authors",
+            "--out", str(out), "--report", str(report)]
     assert main(args) == 0
     result = json.loads(report.read_text())
     assert result["policy"] == {"kind": "top1", "score_threshold": None, "top_k": None, "fallback_top1": True}

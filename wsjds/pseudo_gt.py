@@ -30,7 +30,7 @@ import numpy as np
 from wsjds.data.errors import DatasetError
 from wsjds.detections import (DETECTIONS_FORMAT, PROPOSAL_SCORES_FORMAT, DetectionStore,
                               ProposalScoresStore)
-from wsjds.evaluation.corloc import DEFAULT_CORLOC_DEFINITION, evaluate_corloc
+from wsjds.evaluation.corloc import evaluate_corloc
 from wsjds.evaluation.detections_io import FlatDetections
 from wsjds.evaluation.ground_truth import GroundTruth
 from wsjds.evaluation.matching import best_overlaps
@@ -47,8 +47,15 @@ PSEUDO_GT_FIELDS: Mapping[str, FieldSpec] = {
     "scores": FieldSpec(np.float32, ()),
 }
 POLICIES: tuple[str, ...] = ("top1", "threshold", "topk")
-# The report's "precision" of pseudo boxes uses the devkit's overlap criterion (IoU > 0.5).
-REPORT_IOU_THRESHOLD = 0.5
+
+
+@dataclass(frozen=True)
+class ReportMatching:
+    """How the sanity report compares pseudo boxes with real ones (config ``evaluation``):
+    ``iou_threshold`` for a pseudo box to count as correct, ``corloc_definition`` of its CorLoc."""
+
+    iou_threshold: float
+    corloc_definition: str
 
 
 @dataclass(frozen=True)
@@ -129,8 +136,11 @@ class PseudoImage:
 
 def make_pseudo_gt(source_path: str | Path, split_data: LabelledSplit, out: str | Path, report: str | Path | None,
                    *, dataset: str, split: str, policy: PseudoGTPolicy,
-                   ground_truth: GroundTruth | None = None) -> dict[str, Any]:
-    """Mine, write ``out`` (``wsjds.pseudo_gt``) and the sanity ``report`` JSON; returns the report."""
+                   ground_truth: GroundTruth | None = None, matching: ReportMatching | None = None) -> dict[str, Any]:
+    """Mine, write ``out`` (``wsjds.pseudo_gt``) and the sanity ``report`` JSON; returns the report.
+    With ``ground_truth`` the report also scores the pseudo boxes, as ``matching`` says."""
+    if ground_truth is not None and matching is None:
+        raise ValueError("scoring pseudo boxes against ground truth needs the matching (IoU threshold, CorLoc definition)")
     source = open_candidates(source_path, dataset=dataset, split=split)
     try:
         if tuple(source.classes) != tuple(split_data.classes):
@@ -146,7 +156,7 @@ def make_pseudo_gt(source_path: str | Path, split_data: LabelledSplit, out: str 
         for image in images:
             writer.append(image.image_id, image.width, image.height, boxes=image.boxes, labels=image.labels,
                           scores=image.scores)
-    result = sanity_report(images, split_data.classes, ground_truth)
+    result = sanity_report(images, split_data.classes, ground_truth, matching)
     result.update({"dataset": dataset, "split": split, "source": str(source_path), "source_format": source.format,
                    "policy": policy.to_json()})
     if report is not None:
@@ -184,7 +194,7 @@ def mine_pseudo_gt(source: CandidateSource, split_data: LabelledSplit, policy: P
 
 
 def sanity_report(images: Sequence[PseudoImage], classes: Sequence[str],
-                  ground_truth: GroundTruth | None) -> dict[str, Any]:
+                  ground_truth: GroundTruth | None, matching: ReportMatching | None = None) -> dict[str, Any]:
     """Counts per class and, with real boxes, how good the pseudo boxes are.
 
     ``corloc``: CorLoc of the pseudo boxes (authors' definition; the top pseudo box per image and
@@ -216,14 +226,14 @@ def sanity_report(images: Sequence[PseudoImage], classes: Sequence[str],
     if ground_truth is None or len(ground_truth.labels) == 0:
         return report
     flat = _flatten(images, ground_truth.image_ids)
-    corloc = evaluate_corloc(ground_truth, flat, DEFAULT_CORLOC_DEFINITION)
-    report["corloc"] = {"definition": DEFAULT_CORLOC_DEFINITION, "per_class": dict(corloc.per_class),
+    corloc = evaluate_corloc(ground_truth, flat, matching.corloc_definition)
+    report["corloc"] = {"definition": matching.corloc_definition, "per_class": dict(corloc.per_class),
                         "mean": corloc.mean}
     overlap, _ = best_overlaps(ground_truth, flat.image_index, flat.labels, flat.boxes)
-    good = np.bincount(flat.labels[overlap > REPORT_IOU_THRESHOLD], minlength=num_classes)
+    good = np.bincount(flat.labels[overlap > matching.iou_threshold], minlength=num_classes)
     per_class = {name: (float(good[c] / boxes_per_class[c]) if boxes_per_class[c] else None)
                  for c, name in enumerate(classes)}
-    report["precision"] = {"iou_threshold": REPORT_IOU_THRESHOLD, "per_class": per_class,
+    report["precision"] = {"iou_threshold": matching.iou_threshold, "per_class": per_class,
                            "overall": float(good.sum() / labels.size) if labels.size else None}
     return report
 

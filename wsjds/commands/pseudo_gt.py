@@ -13,7 +13,8 @@ import logging
 from wsjds.data.coco import COCODataset
 from wsjds.data.kinds import CHAIN_KINDS, open_split
 from wsjds.evaluation.ground_truth import ground_truth_from_annotations
-from wsjds.pseudo_gt import POLICIES, PseudoGTPolicy, make_pseudo_gt
+from wsjds.evaluation.corloc import CORLOC_DEFINITIONS
+from wsjds.pseudo_gt import POLICIES, PseudoGTPolicy, ReportMatching, make_pseudo_gt
 
 log = logging.getLogger(__name__)
 
@@ -42,6 +43,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     policy.add_argument("--top-k", type=int, help="topk policy: boxes per positive class")
     policy.add_argument("--fallback-top1", action=argparse.BooleanOptionalAction, default=True,
                         help="threshold policy: keep the top box when none reaches the threshold (authors' code)")
+    report = parser.add_argument_group("sanity report against real boxes (config evaluation)")
+    report.add_argument("--iou-threshold", type=float, required=True, help="a pseudo box is correct when IoU > this")
+    report.add_argument("--corloc-definition", required=True, choices=CORLOC_DEFINITIONS)
     parser.add_argument("--out", required=True, help="pseudo_gt.h5 to write (atomically)")
     parser.add_argument("--report", required=True, help="sanity report JSON to write (atomically)")
     parser.set_defaults(func=run)
@@ -64,7 +68,8 @@ def run(args: argparse.Namespace) -> int:
     if getattr(split_data, "has_boxes", True):   # a tags dataset without boxes: counts only
         ground_truth = ground_truth_from_annotations(split_data.ids, split_data.annotations(), split_data.classes)
     report = make_pseudo_gt(args.scores, split_data, args.out, args.report, dataset=args.dataset, split=args.split,
-                            policy=policy, ground_truth=ground_truth)
+                            policy=policy, ground_truth=ground_truth,
+                            matching=ReportMatching(args.iou_threshold, args.corloc_definition))
     corloc = report["corloc"]
     log.info("pseudo GT: %d boxes; CorLoc against real boxes: %s", report["num_boxes"],
              "n/a" if corloc is None or corloc["mean"] is None else f"{100 * corloc['mean']:.2f}")
