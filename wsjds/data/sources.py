@@ -11,11 +11,15 @@ SYNTHETIC_MANIFEST_FORMAT = "wsjds.synthetic"     # the "format" of the generato
 
 def is_synthetic_root(root: str | Path) -> bool:
     """Whether ``root`` holds a dataset the synthetic generator wrote (its dataset.json says so)."""
-    manifest = Path(root) / "dataset.json"
+    return manifest_format(root) == SYNTHETIC_MANIFEST_FORMAT
+
+
+def manifest_format(root: str | Path) -> str | None:
+    """The ``format`` a root's dataset.json declares (a root the workflow wrote), else None."""
     try:
-        return json.loads(manifest.read_text()).get("format") == SYNTHETIC_MANIFEST_FORMAT
+        return json.loads((Path(root) / "dataset.json").read_text()).get("format")
     except (OSError, ValueError, AttributeError):
-        return False
+        return None
 
 _HOW_TO_GET = {
     "voc": (

@@ -176,10 +176,9 @@ def image_id(relative_path: str) -> str:
 
 def is_tags_root(root: str | Path) -> bool:
     """Whether ``root`` holds a dataset :func:`prepare_tags_dataset` wrote."""
-    try:
-        return json.loads((Path(root) / "dataset.json").read_text()).get("format") == TAGS_FORMAT
-    except (OSError, ValueError, AttributeError):
-        return False
+    from wsjds.data.sources import manifest_format
+
+    return manifest_format(root) == TAGS_FORMAT
 
 
 class TagsDataset:
@@ -245,7 +244,7 @@ class TagsDataset:
     def annotation_path(self, image_id: str) -> Path:
         """The file holding the image's boxes (a VOC XML, or the one COCO JSON)."""
         boxes = self._require_boxes()
-        return boxes if boxes.is_file() else boxes / f"{Path(image_id).name}.xml"
+        return boxes if boxes.is_file() else boxes / f"{image_id}.xml"
 
     def annotation(self, image_id: str) -> Annotation:
         """Boxes of one image from ``boxes`` (evaluation only: training never calls this)."""
