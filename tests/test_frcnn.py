@@ -12,13 +12,14 @@ import yaml
 from wsjds.data.classes import SYNTH_CLASSES
 from wsjds.data.synthetic import SynthConfig, generate_dataset
 from wsjds.data.voc import VOCDataset
+from wsjds.distributed import Ranks
 from wsjds.frcnn import FastRCNNTask, PseudoGTImages, build_frcnn, frcnn_scores
 from wsjds.hdf5 import Header, RaggedWriter
 from wsjds.infer import InferenceConfig
 from wsjds.model.wsjds import build_model, weights_spec
 from wsjds.proposals.store import ProposalWriter
 from wsjds.pseudo_gt import PSEUDO_GT_FIELDS, PSEUDO_GT_FORMAT, PSEUDO_GT_VERSION
-from wsjds.train import train_round
+from wsjds.train import train_round_here
 from wsjds.workflow import frcnn_settings
 
 IDENTITY = {"scales": [0], "max_side": 10_000, "flip": False, "saturation": 1.0, "exposure": 1.0,
@@ -62,8 +63,8 @@ def test_fast_rcnn_trains_on_pseudo_gt_only(setup, tmp_path):
     data, proposals, pseudo, pseudo_boxes, settings = setup
     source = PseudoGTImages(lambda image_id: data / "JPEGImages" / f"{image_id}.jpg", pseudo)
     assert source.ids == tuple(sorted(pseudo_boxes)) and source.image_labels(source.ids[0]).tolist() == [0, 0, 1, 0, 0, 0]
-    trainer = train_round(settings, source, proposals, 1, tmp_path / "round1.pt", None, progress=False,
-                          task_factory=FastRCNNTask, targets=pseudo)
+    trainer = train_round_here(Ranks(), torch.device("cpu"), settings, source, proposals, 1, tmp_path / "round1.pt",
+                               None, progress=False, task_factory=FastRCNNTask, targets=pseudo)
     for visit in range(len(source.ids)):
         sample = trainer.data[visit]
         width, height = source._sizes[sample.image_id]

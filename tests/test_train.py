@@ -11,23 +11,17 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-import yaml
 from PIL import Image
+from training_helpers import grid_boxes, tiny_training_run
 
 import wsjds.cgl.task as task_module
 import wsjds.train as train_module
 from wsjds.cgl.objective import CGLConfig, Method, cgl_objective
 from wsjds.cli import main
-from wsjds.data.classes import SYNTH_CLASSES
 from wsjds.data.dataset import TrainingImages
-from wsjds.data.synthetic import SynthConfig, generate_dataset
 from wsjds.data.transforms import Augmentation
-from wsjds.data.voc import VOCDataset
-from wsjds.model.wsjds import weights_spec
-from wsjds.proposals.store import ProposalWriter
 from wsjds.report.curves import plot_training_curves
 from wsjds.train import Trainer, TrainingError, load_checkpoint, train_round
-from wsjds.workflow import train_settings
 
 IDENTITY = {"scales": [0], "max_side": 10_000, "flip": False, "saturation": 1.0, "exposure": 1.0,
             "crop_fraction": 1.0, "min_box_side": 0}
@@ -35,40 +29,7 @@ IDENTITY = {"scales": [0], "max_side": 10_000, "flip": False, "saturation": 1.0,
 
 @pytest.fixture(scope="module")
 def tiny(tmp_path_factory, repo_root):
-    """A 6-image synthetic dataset, a proposal store of grid boxes (no ground truth), and settings
-    for a tiny model."""
-    root = tmp_path_factory.mktemp("train")
-    data = root / "dataset"
-    generate_dataset(data, SynthConfig(num_trainval=6, num_test=2, min_side=64, max_side=80))
-    source = VOCDataset(data, "trainval", SYNTH_CLASSES)
-    store = root / "trainval.h5"
-    with ProposalWriter(store, dataset="synth", split="trainval", source="test-grid", parameters={}) as writer:
-        for image_id in source.ids:
-            width, height = source.image_size(image_id)
-            boxes = grid_boxes(width, height)
-            writer.append(image_id, width, height, boxes, np.zeros(len(boxes), np.float32))
-    config = yaml.safe_load((repo_root / "config.yaml").read_text())
-    settings = train_settings(config, "synth", "wsjds")
-    settings["dataset"]["root"] = str(data)
-    settings["model"] = {**config["models"]["vgg16_small"], "widths": [4, 4, 8, 8, 8], "fc_dim": 16, "aspp_hidden": 8,
-                         "freeze_backbone": False}
-    settings["weights"] = dict(config["weights"]["scratch"])   # a random trunk the tiny run trains
-    settings["training"].update(epochs=2, effective_batch=2, rounds=2, checkpoint_every_updates=1,
-                                augmentation={**settings["training"]["augmentation"], "scales": [64, 72]})
-    settings["cgl"]["tau"] = 0.0        # open the score gate so the short run exercises guidance
-    return source, store, settings
-
-
-def grid_boxes(width: int, height: int) -> np.ndarray:
-    """Proposals on a fixed grid: 3 sizes x 4 x 4 positions; never derived from annotations."""
-    boxes = []
-    for size in (0.3, 0.5, 0.8):
-        w, h = width * size, height * size
-        for fx in np.linspace(0, 1, 4):
-            for fy in np.linspace(0, 1, 4):
-                x1, y1 = fx * (width - w), fy * (height - h)
-                boxes.append([x1, y1, x1 + w, y1 + h])
-    return np.round(np.array(boxes, np.float32), 1)
+    return tiny_training_run(tmp_path_factory.mktemp("train"), repo_root)
 
 
 def kill_on_the_fourth_image(monkeypatch):
@@ -199,11 +160,12 @@ def test_the_model_sees_only_stored_proposals_never_ground_truth(tiny):
 def test_checkpoints_load_weights_only_and_record_scalars(tiny, tmp_path):
     source, store, settings = tiny
     scalars = tmp_path / "round1.csv"
-    trainer = train_round(settings, source, store, 1, tmp_path / "round1.pt", None, scalars, progress=False)
+    returned = train_round(settings, source, store, 1, tmp_path / "round1.pt", None, scalars, progress=False)
     state = torch.load(tmp_path / "round1.pt", weights_only=True)
     assert state["round"] == 1 and state["visit"] == 6 and state["format"] == "wsjds.checkpoint"
+    assert returned["visit"] == 6 and returned["scalars"] == state["scalars"]
     rows = list(csv.DictReader(scalars.open()))
-    assert len(rows) == 3 == trainer.schedule.round_bounds[1]
+    assert len(rows) == 3            # 6 images, 2 per update
     assert {"loss", "lr", "mil_cpg", "seed", "crf", "seed_fg", "seed_bg", "seed_ignore"} <= set(rows[0])
     assert all(np.isfinite(float(r["loss"])) for r in rows)
     plot_training_curves([scalars], tmp_path / "curves.png", "tiny", dpi=40)

@@ -86,6 +86,7 @@ class FastRCNNTask:
         self.model = build_frcnn(settings, wsod_state=wsod_state).to(device)
         self.cache = FrozenFeatureCache.of_run(self.model, settings)
         self.state_modules: dict[str, nn.Module] = {}
+        self.accumulators: list[torch.Tensor] = []
         self.device = device
         self.autocast = (lambda: torch.autocast("cuda", dtype=torch.bfloat16)) if amp_bf16 and device.type == "cuda" \
             else nullcontext
@@ -103,8 +104,8 @@ class FastRCNNTask:
         return Objective(loss=loss, terms={k: float(v.detach()) for k, v in losses.items()},
                          stats={"targets": float(len(sample.target_boxes))})
 
-    def after_visit(self, visit: int) -> None:
-        pass
+    def after_update(self, visits_done: int, visits_per_update: int) -> None:
+        """Nothing outside SGD to update."""
 
 
 def build_frcnn(settings: Mapping[str, Any], wsod_state: Mapping[str, torch.Tensor] | None = None,

@@ -2,7 +2,9 @@
 
 The run is a fixed sequence of image visits (wsjds.data.dataset); every ``effective_batch`` visits
 make one SGD update (gradient accumulation, so one device replays the authors' 4 GPUs x 1 image x
-32 recipe). The updates are split into ``rounds``; round k resumes from round k-1's checkpoint and
+32 recipe). With ``world_size`` processes (wsjds.distributed) each takes a fixed block of every
+update's visits and the gradients are summed in rank order, so any world size makes the same
+updates. The updates are split into ``rounds``; round k resumes from round k-1's checkpoint and
 writes its own. Inside a round, a partial checkpoint every ``checkpoint_every_updates`` lets a
 killed job resume where it stopped; dropout and augmentation are seeded per visit, so a resumed run
 gives the same weights as an uninterrupted one on CPU.
@@ -28,6 +30,7 @@ from tqdm import tqdm
 from wsjds.cgl.objective import Objective
 from wsjds.data.dataset import Sample, TrainingImages, VisitRange, keep_sample
 from wsjds.data.transforms import Augmentation
+from wsjds.distributed import DistributedConfig, Ranks, UpdateSum, run_processes
 from wsjds.errors import UserError
 from wsjds.io import atomic_path, save_torch
 
@@ -43,10 +46,11 @@ class TrainingTask(Protocol):
 
     model: torch.nn.Module
     state_modules: dict[str, torch.nn.Module]
+    accumulators: list[torch.Tensor]      # summed over the visits of an update like gradients (wsjds.distributed)
 
     def objective(self, sample: Sample, progress: float) -> Objective: ...
 
-    def after_visit(self, visit: int) -> None: ...
+    def after_update(self, visits_done: int, visits_per_update: int) -> None: ...
 
 
 class TrainingError(UserError, RuntimeError):
@@ -76,6 +80,7 @@ class TrainingConfig:
     max_bad_images: int
     checkpoint_every_updates: int
     num_workers: int
+    world_size: int                 # processes per training job (wsjds.distributed)
 
     @classmethod
     def from_config(cls, cfg: Mapping) -> "TrainingConfig":
@@ -87,6 +92,7 @@ class TrainingConfig:
             rounds=cfg["rounds"], seed=cfg["seed"], max_proposals=cfg["max_proposals"], amp_bf16=cfg["amp_bf16"],
             compile=cfg["compile"], max_bad_images=cfg["max_bad_images"],
             checkpoint_every_updates=cfg["checkpoint_every_updates"], num_workers=cfg["num_workers"],
+            world_size=cfg["world_size"],
         )
 
 
@@ -121,10 +127,13 @@ class Trainer:
     """Model, optimiser, center-loss memory and progress of one run; saves and restores all of it."""
 
     def __init__(self, settings: Mapping[str, Any], source, proposals: str | Path, device: torch.device,
-                 task_factory: Callable[..., TrainingTask] | None = None, targets: str | Path | None = None):
+                 task_factory: Callable[..., TrainingTask] | None = None, targets: str | Path | None = None,
+                 ranks: Ranks | None = None):
         self.settings = settings
         self.cfg = TrainingConfig.from_config(settings["training"])
         self.device = device
+        self.ranks = ranks or Ranks()
+        self.share = self.ranks.share(self.cfg.effective_batch)
         torch.manual_seed(self.cfg.seed)
         if task_factory is None:
             from wsjds.cgl.task import CGLTask as task_factory
@@ -143,7 +152,9 @@ class Trainer:
         self.visit = 0
         self.round_number = 0
         self.bad_images = 0
+        self._bad_in_update = 0       # this rank's skipped visits of the running update
         self.scalars: list[dict[str, Any]] = []
+        self.sums = UpdateSum((p for p in self.model.parameters() if p.requires_grad), self.task.accumulators, self.ranks)
         if self.cfg.compile:
             self.model.backbone = torch.compile(self.model.backbone)
 
@@ -152,55 +163,79 @@ class Trainer:
     def run_round(self, round_number: int, partial: Path | None = None, progress: bool = True) -> None:
         """Train the visits of ``round_number`` from :attr:`visit` on; save partial checkpoints."""
         start, end = self.schedule.round_visits(round_number)
-        if not start <= self.visit <= end:
+        batch = self.cfg.effective_batch
+        if not start <= self.visit <= end or self.visit % batch:
             raise TrainingError(f"round {round_number} covers visits {start}..{end}, but the model is at visit "
                                 f"{self.visit}: resume from round {round_number - 1}'s checkpoint")
         self.round_number = round_number
-        loader = DataLoader(self.data, batch_size=None, sampler=VisitRange(self.visit, end),
+        last = self.share[1]
+        loader = DataLoader(self.data, batch_size=None, sampler=VisitRange(self.visit, end, batch, self.share),
                             num_workers=self.cfg.num_workers, collate_fn=keep_sample,
                             worker_init_fn=_single_threaded_worker)
-        batch = self.cfg.effective_batch
         pending: dict[str, list[float]] = {}
         tic = time.perf_counter()
-        bar = tqdm(total=end - self.visit, desc=f"round {round_number}", unit="img", disable=not progress)
+        bar = tqdm(total=end - self.visit, desc=f"round {round_number}", unit="img",
+                   disable=not (progress and self.ranks.is_main))
         self.optimizer.zero_grad(set_to_none=True)
         for sample in loader:
             self._train_image(sample, batch, pending)
-            self.visit = sample.visit + 1
-            bar.update(1)
-            self.task.after_visit(self.visit)
-            if self.visit % batch == 0:
-                update = self.visit // batch
-                self._set_lr(update - 1)
-                self.optimizer.step()
-                self.optimizer.zero_grad(set_to_none=True)
-                elapsed, tic = time.perf_counter() - tic, time.perf_counter()
-                row = self._scalar_row(update, pending)
-                self.scalars.append(row)
-                bar.set_postfix(loss=f"{row['loss']:.3f}")
-                # The throughput goes to the log only: checkpoints and scalar files hold no wall-clock
-                # number, so the same config and seed give the same bytes.
-                log.info("update %d/%d: %s, images_per_s=%.3g", update, self.schedule.total_updates,
-                         ", ".join(f"{k}={v:.4g}" for k, v in row.items() if isinstance(v, float)), batch / elapsed)
-                pending = {}
-                if partial is not None and update % self.cfg.checkpoint_every_updates == 0 and self.visit < end:
-                    self.save(partial)
+            if sample.visit % batch != last - 1:
+                continue
+            update = sample.visit // batch + 1
+            row = self._finish_update(update, pending)
+            pending = {}
+            bar.update(batch)
+            bar.set_postfix(loss=f"{row['loss']:.3f}")
+            elapsed, tic = time.perf_counter() - tic, time.perf_counter()
+            # The throughput goes to the log only: checkpoints and scalar files hold no wall-clock
+            # number, so the same config and seed give the same bytes.
+            log.info("update %d/%d: %s, images_per_s=%.3g", update, self.schedule.total_updates,
+                     ", ".join(f"{k}={v:.4g}" for k, v in row.items() if isinstance(v, float)), batch / elapsed)
+            if (partial is not None and self.ranks.is_main and update % self.cfg.checkpoint_every_updates == 0
+                    and self.visit < end):
+                self.save(partial)
         bar.close()
         cache = getattr(self.task, "cache", None)
         if cache is not None and cache.hits + cache.misses:
             log.info("frozen-feature cache: %d hits, %d misses, %.1f MB", cache.hits, cache.misses, cache.bytes / 1e6)
 
+    def _finish_update(self, update: int, pending: dict[str, list[float]]) -> dict[str, Any]:
+        """End update ``update`` (1-based) on every rank alike: sum the gradients and the task's
+        statistics over the ranks, step, and return the update's scalar row (means over its visits)."""
+        batch = self.cfg.effective_batch
+        self.visit = update * batch
+        self.sums.finish()
+        merged: dict[str, list[float]] = {}
+        bad = 0
+        for rank_pending, rank_bad in self.ranks.gather((pending, self._bad_in_update)):   # rank order = visit order
+            bad += rank_bad
+            for name, values in rank_pending.items():
+                merged.setdefault(name, []).extend(values)
+        self.bad_images += bad
+        self._bad_in_update = 0
+        if self.bad_images > self.cfg.max_bad_images:
+            raise TrainingError(f"more than {self.cfg.max_bad_images} images gave a non-finite loss")
+        self.task.after_update(self.visit, batch)
+        self.sums.release_accumulators()
+        self._set_lr(update - 1)
+        self.optimizer.step()
+        self.optimizer.zero_grad(set_to_none=True)
+        row = self._scalar_row(update, merged)
+        self.scalars.append(row)
+        return row
+
     def _train_image(self, sample, batch: int, pending: dict[str, list[float]]) -> None:
         torch.manual_seed(self.cfg.seed * 1_000_003 + sample.visit)     # dropout masks: a function of the visit
         objective = self.task.objective(sample, sample.visit / self.schedule.total_visits)
         if not torch.isfinite(objective.loss):
-            self.bad_images += 1
+            self._bad_in_update += 1
             log.warning("non-finite loss on image %s (visit %d): %s; skipped (%d so far)", sample.image_id,
-                        sample.visit, objective.terms, self.bad_images)
-            if self.bad_images > self.cfg.max_bad_images:
+                        sample.visit, objective.terms, self.bad_images + self._bad_in_update)
+            if self.bad_images + self._bad_in_update > self.cfg.max_bad_images:
                 raise TrainingError(f"more than {self.cfg.max_bad_images} images gave a non-finite loss")
             return
-        (objective.loss / batch).backward(inputs=[p for p in self.model.parameters() if p.requires_grad])
+        (objective.loss / batch).backward(inputs=self.sums.parameters)
+        self.sums.after_visit()
         for name, value in {"loss": float(objective.loss.detach()), **objective.terms, **objective.stats}.items():
             pending.setdefault(name, []).append(value)
 
@@ -266,15 +301,32 @@ class Trainer:
 def train_round(settings: Mapping[str, Any], source, proposals: str | Path, round_number: int, out: str | Path,
                 previous: str | Path | None, scalars_csv: str | Path | None = None, device: str = "auto",
                 progress: bool = True, task_factory: Callable[..., TrainingTask] | None = None,
-                targets: str | Path | None = None) -> Trainer:
-    """Run round ``round_number`` (1-based) and write its checkpoint to ``out`` (atomically).
+                targets: str | Path | None = None, threads: int = 1) -> dict[str, Any]:
+    """Run round ``round_number`` (1-based) in ``training.world_size`` processes and write its
+    checkpoint to ``out`` (atomically); returns what :func:`load_checkpoint` reads from it.
 
     Resumes from ``out``'s partial checkpoint (``<out>.partial``) when a killed job left one, else
-    from ``previous`` (round k-1's checkpoint; None for round 1).
+    from ``previous`` (round k-1's checkpoint; None for round 1). ``threads`` CPU threads are shared
+    by the processes. ``source`` and ``task_factory`` must pickle when ``world_size`` > 1.
     """
+    config = DistributedConfig.from_settings(settings)
+    args = (settings, source, proposals, round_number, out, previous, scalars_csv, progress, task_factory, targets)
+    if config.world_size == 1:
+        train_round_here(Ranks(), resolve_device(device), *args)
+    else:
+        run_processes(train_round_here, args, config, resolve_device(device), threads)
+    return load_checkpoint(out)
+
+
+def train_round_here(ranks: Ranks, device: torch.device, settings: Mapping[str, Any], source,
+                     proposals: str | Path, round_number: int, out: str | Path, previous: str | Path | None,
+                     scalars_csv: str | Path | None = None, progress: bool = True,
+                     task_factory: Callable[..., TrainingTask] | None = None,
+                     targets: str | Path | None = None) -> Trainer:
+    """:func:`train_round` in this process, as rank ``ranks.rank`` (rank 0 writes the files)."""
     out = Path(out)
     partial = out.with_name(out.name + ".partial")
-    trainer = Trainer(settings, source, proposals, resolve_device(device), task_factory, targets)
+    trainer = Trainer(settings, source, proposals, device, task_factory, targets, ranks)
     if not 1 <= round_number <= trainer.cfg.rounds:
         raise TrainingError(f"round {round_number} is outside 1..{trainer.cfg.rounds} (training.rounds)")
     if partial.is_file():
@@ -288,14 +340,16 @@ def train_round(settings: Mapping[str, Any], source, proposals: str | Path, roun
         trainer.load(Path(previous), expect_round=round_number - 1,
                      remedy=f"Train round {round_number - 1} again with these settings first")
     start, end = trainer.schedule.round_visits(round_number)
-    log.info("round %d/%d: visits %d..%d (updates %d..%d of %d, effective batch %d, %d images)", round_number,
-             trainer.cfg.rounds, start, end, start // trainer.cfg.effective_batch, end // trainer.cfg.effective_batch,
-             trainer.schedule.total_updates, trainer.cfg.effective_batch, trainer.schedule.num_images)
+    log.info("round %d/%d: visits %d..%d (updates %d..%d of %d, effective batch %d, %d images, %d processes)",
+             round_number, trainer.cfg.rounds, start, end, start // trainer.cfg.effective_batch,
+             end // trainer.cfg.effective_batch, trainer.schedule.total_updates, trainer.cfg.effective_batch,
+             trainer.schedule.num_images, ranks.world_size)
     trainer.run_round(round_number, partial, progress)
-    trainer.save(out)
-    partial.unlink(missing_ok=True)
-    if scalars_csv is not None:
-        write_scalars(scalars_csv, [row for row in trainer.scalars if row["round"] == round_number])
+    if ranks.is_main:
+        trainer.save(out)
+        partial.unlink(missing_ok=True)
+        if scalars_csv is not None:
+            write_scalars(scalars_csv, [row for row in trainer.scalars if row["round"] == round_number])
     return trainer
 
 
@@ -336,9 +390,12 @@ def settings_differences(old: Mapping[str, Any], new: Mapping[str, Any]) -> list
             if key not in RESUME_NEUTRAL_KEYS and flat_old.get(key, _ABSENT) != flat_new.get(key, _ABSENT)]
 
 
-# How often partial checkpoints are written and how many loader processes read images: neither
-# changes a weight, so a resume may differ in them.
-RESUME_NEUTRAL_KEYS = frozenset({"training.checkpoint_every_updates", "training.num_workers"})
+# How often partial checkpoints are written, how many loader processes read images, and how many
+# training processes share each update (and how they talk): none changes a weight beyond float
+# rounding (wsjds.distributed), so a resume may differ in them.
+RESUME_NEUTRAL_KEYS = frozenset({"training.checkpoint_every_updates", "training.num_workers", "training.world_size",
+                                 "distributed.gradient_sum", "distributed.gradient_bucket_mb",
+                                 "distributed.timeout_minutes"})
 
 
 _ABSENT = object()

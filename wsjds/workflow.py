@@ -281,6 +281,9 @@ def check_references(config: Mapping) -> None:
     from wsjds.data.transforms import Augmentation
 
     for name, recipe in config["training"].items():
+        if recipe["effective_batch"] % recipe["world_size"]:
+            raise ValueError(f"training.{name}: effective_batch {recipe['effective_batch']} is not a multiple of "
+                             f"world_size {recipe['world_size']} (each process takes the same share of an update)")
         if recipe["feature_cache"] and not Augmentation.from_config(recipe["augmentation"]).pixels_follow_view:
             raise ValueError(f"training.{name}.feature_cache needs pixels fixed by (image, flip, scale): set "
                              f"augmentation saturation and exposure to 1 and crop_fraction to 1, or the cache off")
@@ -354,6 +357,7 @@ def train_settings(config: Mapping, ds: str, method: str) -> dict:
         "weights": dict(config["weights"][model["weights"]]),
         "cgl": dict(config["cgl"]),
         "training": _seeded_recipe(config, cfg["training"], method),
+        "distributed": dict(config["distributed"]),
     }
 
 
@@ -375,6 +379,7 @@ def frcnn_settings(config: Mapping, ds: str, method: str) -> dict:
         "weights": dict(config["weights"][model["weights"]]),
         "frcnn": head,
         "training": _seeded_recipe(config, preset["training"], method),
+        "distributed": dict(config["distributed"]),
     }
 
 
@@ -436,6 +441,11 @@ def _recipes(config: Mapping, ds: str, run: str) -> tuple[str, str]:
         preset = config["frcnn"][cfg["frcnn"]]
         return preset["training"], preset["inference"]
     return cfg["training"], cfg["inference"]
+
+
+def world_size(config: Mapping, ds: str, run: str = DEFAULT_METHOD) -> int:
+    """Processes of each training job of the run (``training.<recipe>.world_size``)."""
+    return config["training"][_recipes(config, ds, run)[0]]["world_size"]
 
 
 def round_count(config: Mapping, ds: str, run: str = DEFAULT_METHOD) -> int:

@@ -31,6 +31,7 @@ class CGLTask:
                                  center["lr"], generator=torch.Generator().manual_seed(0)).to(device)
         self.center_every = center["update_every_images"]
         self.state_modules = {"center": self.center}
+        self.accumulators = [self.center.delta, self.center.counts]
         self.cache = FrozenFeatureCache.of_run(self.model, settings)
         self.device = device
         self.autocast = (lambda: torch.autocast("cuda", dtype=torch.bfloat16)) if amp_bf16 and device.type == "cuda" \
@@ -46,7 +47,8 @@ class CGLTask:
                                  progress < self.guidance_fraction, self.center,
                                  frozen_features=self.cache.features(sample.view, image))
 
-    def after_visit(self, visit: int) -> None:
-        """Move the center-loss centres once per ``update_every_images`` visits (reference §2.5)."""
-        if visit % self.center_every == 0:
+    def after_update(self, visits_done: int, visits_per_update: int) -> None:
+        """Move the center-loss centres once per ``update_every_images`` visits (reference §2.5), at
+        the end of the update that reaches the multiple."""
+        if visits_done // self.center_every > (visits_done - visits_per_update) // self.center_every:
             self.center.update_centres()

@@ -22,7 +22,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--targets", help="Fast R-CNN runs: the pseudo-GT store to train on")
     parser.add_argument("--wsod-checkpoint", help="Fast R-CNN runs with init 'wsod': the WSOD model to start from")
     parser.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N")
-    parser.add_argument("--threads", type=int, default=1, help="CPU threads of torch (default 1; rules pass their threads)")
+    parser.add_argument("--threads", type=int, default=1,
+                        help="CPU threads of torch (default 1; rules pass their threads), shared by the "
+                             "training.world_size processes")
     parser.add_argument("--no-progress", action="store_true")
     parser.set_defaults(func=run)
     plot = subparsers.add_parser("plot-training", help="plot the loss curves of a run's rounds")
@@ -34,8 +36,6 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    import torch   # imported here so other sub-commands start without loading torch
-
     from wsjds.data.kinds import CHAIN_KINDS, open_split
     from wsjds.train import train_round
 
@@ -57,11 +57,11 @@ def run(args: argparse.Namespace) -> int:
         source = PseudoGTImages(open_split(data["kind"], data["root"], data["split"]).image_path, args.targets)
     else:
         source = open_split(data["kind"], data["root"], data["split"], data["include_difficult_labels"])
-    trainer = train_round(settings, source, args.proposals, args.round, args.out, args.previous, args.scalars,
-                          args.device, progress=not args.no_progress, task_factory=task_factory, targets=targets)
-    last = trainer.scalars[-1] if trainer.scalars else {}
-    log.info("round %d done: visit %d of %d, last loss %.4f", args.round, trainer.visit,
-             trainer.schedule.total_visits, last.get("loss", float("nan")))
+    state = train_round(settings, source, args.proposals, args.round, args.out, args.previous, args.scalars,
+                        args.device, progress=not args.no_progress, task_factory=task_factory, targets=targets,
+                        threads=args.threads)
+    last = state["scalars"][-1] if state["scalars"] else {}
+    log.info("round %d done: visit %d, last loss %.4f", args.round, state["visit"], last.get("loss", float("nan")))
     return 0
 
 

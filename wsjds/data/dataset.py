@@ -111,16 +111,21 @@ class TrainingImages(Dataset):
 
 
 class VisitRange(Sampler[int]):
-    """Visits ``start .. end - 1`` in order (one round, or the rest of an interrupted one)."""
+    """Visits ``start .. end - 1`` in order (one round, or the rest of an interrupted one). With
+    ``share = (first, last)``, only the visits at offsets ``first .. last - 1`` of each update of
+    ``visits_per_update`` (one training process's block, wsjds.distributed.Ranks.share)."""
 
-    def __init__(self, start: int, end: int):
+    def __init__(self, start: int, end: int, visits_per_update: int = 1, share: tuple[int, int] | None = None):
         self.start, self.end = start, end
+        self.visits_per_update = visits_per_update
+        self.share = share or (0, visits_per_update)
 
     def __iter__(self):
-        return iter(range(self.start, self.end))
+        first, last = self.share
+        return iter(v for v in range(self.start, self.end) if first <= v % self.visits_per_update < last)
 
     def __len__(self) -> int:
-        return self.end - self.start
+        return sum(1 for _ in self)
 
 
 def keep_sample(sample: Sample) -> Sample:
