@@ -69,11 +69,11 @@ rule train_round:
         "results/{ds}/benchmarks/{run}/train_round{round}.tsv"
     wildcard_constraints:
         round=r"\d+",
-    threads: rule_resources("train")["threads"]
+    threads: train_job_resource("threads")
     resources:
         mem_mb=rule_resources("train")["mem_mb"],
         runtime=rule_resources("train")["runtime"],
-        gpu=rule_resources("train")["gpu"],
+        gpu=train_job_resource("gpu"),
     conda:
         "../envs/wsjds.yaml"
     shell:

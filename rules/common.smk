@@ -26,6 +26,12 @@ def rule_resources(group):
     return config["resources"][group]
 
 
+def train_job_resource(name):
+    """A training job's ``threads`` or ``gpu``: the per-process amount of resources.train times
+    the run's world_size (its processes share them: one GPU and the threads each)."""
+    return lambda wildcards: rule_resources("train")[name] * wf.world_size(config, wildcards.ds, wildcards.run)
+
+
 def train_proposals(wildcards):
     split = config["datasets"][wildcards.ds]["train_split"]
     return f"results/{wildcards.ds}/proposals/{split}.h5"

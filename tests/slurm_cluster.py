@@ -3,8 +3,9 @@
 `LocalSlurm` starts munged, slurmctld and slurmd in the foreground as children of this process,
 everything under one temporary base directory (configuration, state, spool, logs, the munge key and
 socket), on free TCP ports, so it touches no system configuration and does not collide with a
-cluster the machine may already belong to. The node offers ``fake_gpus`` GPUs as GRES whose device
-file is /dev/null: jobs that ask for ``--gpus`` are scheduled and run on the CPU.
+cluster the machine may already belong to. The node offers ``fake_gpus`` GPUs as GRES on harmless
+character devices (/dev/null, /dev/zero, ...): jobs that ask for ``--gpus`` are scheduled and run
+on the CPU.
 
 Use it as a context manager: `stop()` runs even when the body fails. It cancels the jobs still
 queued or running, then stops the daemons by the PIDs it started (SIGTERM, then SIGKILL after a
@@ -35,6 +36,8 @@ SBIN_PATH = os.pathsep.join([os.environ.get("PATH", ""), "/usr/local/sbin", "/us
 DAEMONS = ("munged", "slurmctld", "slurmd")
 CLIENTS = ("sbatch", "srun", "squeue", "sinfo", "scancel", "scontrol")
 INSTALL_HINT = "apt-get install slurm-wlm munge (Debian/Ubuntu; .ci/run does this when it runs as root)"
+# Device files of the fake GPUs: slurmd binds each GPU to a file and refuses to give two one file.
+FAKE_GPU_DEVICES = ("/dev/null", "/dev/zero", "/dev/full")
 
 
 def unavailable_reason() -> str | None:
@@ -167,8 +170,10 @@ class LocalSlurm:
         gres_types, node_gres = "", ""
         if self.fake_gpus:
             gres_types, node_gres = "GresTypes=gpu", f"Gres=gpu:{self.fake_gpus}"
-            (base / "gres.conf").write_text(
-                "".join(f"NodeName={self.host} Name=gpu File=/dev/null\n" for _ in range(self.fake_gpus)))
+            if self.fake_gpus > len(FAKE_GPU_DEVICES):
+                raise ValueError(f"at most {len(FAKE_GPU_DEVICES)} fake GPUs, got {self.fake_gpus}")
+            (base / "gres.conf").write_text("".join(f"NodeName={self.host} Name=gpu File={device}\n"
+                                                    for device in FAKE_GPU_DEVICES[:self.fake_gpus]))
         self.conf.write_text(f"""\
 ClusterName=wsjdsci
 SlurmctldHost={self.host}(127.0.0.1)

@@ -1,7 +1,7 @@
 """Cluster and software deployment: the SLURM profiles, a real run through SLURM, the conda env.
 
 The real run starts a single-node SLURM with munge on localhost (tests/slurm_cluster.py; a fake GPU,
-so the GPU rules are submitted with --gpus=1), sends the tiny synthetic pipeline through
+so the GPU rules are submitted with --gpus=N), sends the tiny synthetic pipeline through
 profiles/slurm-ci, and checks that every job that is not a local rule went through sbatch and
 completed in SLURM. It needs root and the Debian packages slurm-wlm and munge (.ci/run installs
 them when it runs as root); elsewhere it is skipped with the reason, unless WSJDS_REQUIRE_SLURM=1
@@ -72,10 +72,13 @@ def test_pipeline_runs_through_a_real_slurm(tmp_path):
             pytest.fail(f"WSJDS_REQUIRE_SLURM=1 but {reason}")
         pytest.skip(reason)
     config = tiny_config()
+    # The CGL rounds train in 2 processes (gloo: the GPUs are fake), so they ask SLURM for 2 GPUs.
+    cgl_recipe = yaml.safe_load((REPO / "config.yaml").read_text())["datasets"]["synth"]["training"]
+    config["training"][cgl_recipe].update(world_size=2, effective_batch=2)
     plan = planned(snakemake(tmp_path, "-n", *SLURM_TARGETS, configs=(config,), profile=SLURM_PROFILE).stdout)
     assert plan, "the dry run planned nothing"
 
-    cluster = LocalSlurm(fake_gpus=1)
+    cluster = LocalSlurm(fake_gpus=2)
     started = time.monotonic()
     try:
         with cluster:
@@ -108,10 +111,14 @@ def test_pipeline_runs_through_a_real_slurm(tmp_path):
         assert info["JobState"] == "COMPLETED" and info["ExitCode"] == "0:0", info
         assert Path(slurm_log).is_file() and f"/rule_{rule}/" in slurm_log
         if rule in gpu_rules:
-            assert info.get("TresPerJob") == "gres:gpu:1", info      # submitted with --gpus=1
+            two_processes = rule == "train_round" and "frcnn" not in info["Comment"]
+            assert info.get("TresPerJob") == f"gres:gpu:{2 if two_processes else 1}", info   # --gpus=world_size
     assert by_rule == counts(remote)
     for target in SLURM_TARGETS:
         assert (tmp_path / target).exists(), target
+    for round_log in sorted((tmp_path / "logs" / "synth" / "wsjds").glob("train_round*.log")):
+        text = round_log.read_text()
+        assert "starting 2 training processes (gloo" in text and "2 processes)" in text, text[-2000:]
     again = snakemake(tmp_path, "-n", *SLURM_TARGETS, configs=(config,))
     assert "Nothing to be done" in again.stdout + again.stderr
 
