@@ -18,7 +18,11 @@ from training_helpers import tiny_training_run
 from wsjds.cgl.task import CGLTask
 from wsjds.distributed import (DistributedConfig, DistributedError, Ranks, UpdateSum, check_world_size,
                                run_processes)
-from wsjds.train import load_checkpoint, train_round
+from wsjds.train import Trainer, load_checkpoint, train_round
+
+# fc8d's bias has an exact gradient of 0 (the softmax over proposals ignores a per-class shift): it
+# only ever holds rounding noise of a few 1e-9, which no relative tolerance can compare.
+ROUNDING_NOISE = 1e-8
 
 
 @pytest.fixture(scope="module")
@@ -74,22 +78,24 @@ def test_two_processes_train_the_same_model_as_one(tiny, tmp_path, one_thread):
 
 
 def test_rank_order_sums_match_one_process_to_rounding_only(tiny, tmp_path, one_thread):
-    """gradient_sum rank_order adds (g0 + g1) + (g2 + g3) where one process adds ((g0 + g1) + g2) + g3:
-    the first update's weights agree to float rounding, later ones drift (the objective's seed
-    thresholds and top-k picks turn a rounding difference into a different gradient)."""
+    """gradient_sum rank_order adds (g0 + g1) + (g2 + g3) where one process adds ((g0 + g1) + g2) + g3.
+    With SGD (a step proportional to the gradient, so a lost or halved rank would show) the six
+    updates' weights agree to 1e-6 relative; BENCHMARKS.md shows them drifting over longer runs."""
     source, store, settings = tiny
     settings = copy.deepcopy(settings)
-    settings["training"].update(epochs=2 / 3, rounds=1)              # 4 visits: one update
+    settings["training"].update(rounds=1, optimizer="sgd", lr=0.01, momentum=0.9)
     settings["distributed"]["gradient_sum"] = "rank_order"
     for run, world_size in (("one", 1), ("two", 2)):
         train_round(with_world_size(settings, world_size), source, store, 1, tmp_path / run / "round1.pt", None,
                     progress=False, threads=world_size)
     expected, got = (load_checkpoint(tmp_path / run / "round1.pt")["model"] for run in ("one", "two"))
-    differences = {key: (expected[key].double() - got[key].double()).abs().max().item() for key in expected
-                   if expected[key].is_floating_point()}
-    assert max(differences.values()) <= 2 * settings["training"]["lr"] * 1e-3       # AdamW steps are ~lr each
-    assert all(differences[key] <= 1e-6 * expected[key].abs().max().item() for key in differences
-               if "bias" not in key)     # a bias with exact gradient 0 takes +-lr steps on its rounding noise
+    initial = Trainer(settings, source, store, torch.device("cpu")).model.state_dict()
+    for key in expected:
+        if expected[key].is_floating_point():
+            difference = (expected[key].double() - got[key].double()).abs().max().item()
+            step = (expected[key].double() - initial[key].double()).abs().max().item()
+            assert difference <= 1e-6 * expected[key].abs().max().item() + ROUNDING_NOISE, (key, difference)
+            assert step > 1e3 * difference or step < ROUNDING_NOISE, (key, step, difference)   # it trained
 
 
 def flatten(tree, prefix: str = "") -> dict[str, torch.Tensor]:
