@@ -13,8 +13,10 @@ from pathlib import Path
 import pytest
 import torch
 import torch.distributed as dist
+import yaml
 from training_helpers import tiny_training_run
 
+from wsjds import workflow as wf
 from wsjds.cgl.task import CGLTask
 from wsjds.distributed import (DistributedConfig, DistributedError, Ranks, UpdateSum, check_world_size,
                                run_processes)
@@ -189,3 +191,15 @@ def test_impossible_world_sizes_fail_before_any_work(tiny, tmp_path):
         Ranks(0, 3).share(4)
     assert Ranks(1, 2).share(4) == (2, 4) and Ranks().share(4) == (0, 4)
     assert not (tmp_path / "round1.pt").exists() and not list(tmp_path.iterdir())
+
+
+def test_the_workflow_refuses_a_world_size_that_does_not_divide_the_batch(repo_root):
+    """Checked when the workflow starts, before any job: each process takes an equal share."""
+    config = yaml.safe_load((repo_root / "config.yaml").read_text())
+    wf.check_references(config)
+    config["training"]["paper"]["world_size"] = 3
+    with pytest.raises(ValueError, match="training.paper: effective_batch 128 is not a multiple of world_size 3"):
+        wf.check_references(config)
+    config["training"]["paper"]["world_size"] = 4                 # the authors' 4 GPUs
+    wf.check_references(config)
+    assert wf.world_size(config, "voc07") == 4 and wf.world_size(config, "synth") == 1
