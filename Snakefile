@@ -12,6 +12,7 @@ import os
 from snakemake.utils import min_version, validate
 
 from wsjds import workflow as wf
+from wsjds.workflow.targets import default_targets
 
 min_version("9.0")
 
@@ -55,5 +56,5 @@ include: "rules/ablation.smk"
 
 rule all:
     input:
-        wf.default_targets(config),
+        default_targets(config),
     default_target: True

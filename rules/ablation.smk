@@ -2,9 +2,9 @@
 # every method of config `ablation.methods` trained with every seed of `ablation.seeds` as runs
 # {method}-seed{N} (training, detection and metric rules as any run), Fast R-CNN retrained for
 # `ablation.frcnn_methods`; the summary reads their metrics JSONs. Inputs and flags come from
-# wsjds.report.rules, the summary and the figure from wsjds.report.ablation.
+# wsjds.workflow.report, the summary and the figure from wsjds.report.ablation.
 
-from wsjds.report import rules as report_rules
+from wsjds.workflow import report as report_rules
 
 
 rule ablation:

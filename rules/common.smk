@@ -140,7 +140,7 @@ def mask_export_flags(wildcards):
 
 def instance_seg_variants(wildcards):
     """(variants to score, variants the method cannot make) for results/{ds}/{method}/metrics/instance_seg.json."""
-    from wsjds.masks import MODEL_VARIANTS
+    from wsjds.mask_store import MODEL_VARIANTS
 
     wanted = mask_config(wildcards).variants
     if wf.method_entry(config, wildcards.method)["segmentation"]:

@@ -3,10 +3,10 @@
 # source: selective_search -> `proposals.shards` Selective Search jobs per split (temporary shard
 # stores, run side by side by `--cores N` or a cluster), then one merge that checks every id of
 # the split is present exactly once. An import spec -> one `wsjds proposals import` job.
-# Settings come from config `proposals`, overridden per dataset (wsjds.proposals.settings). Both
+# Settings come from config `proposals`, overridden per dataset (wsjds.workflow.proposals). Both
 # wait for the split's cheap check (rule dataset_summary), so every later stage does too.
 
-from wsjds.proposals import settings as proposal_cfg
+from wsjds.workflow import proposals as proposal_cfg
 
 PROPOSAL_COMPUTED_DATASETS = proposal_cfg.datasets_with_source(config, TRAINABLE_DATASETS, computed=True)
 PROPOSAL_IMPORTED_DATASETS = proposal_cfg.datasets_with_source(config, TRAINABLE_DATASETS, computed=False)

@@ -1,9 +1,9 @@
 # Report items (`snakemake --report report.html`): per method a metrics table beside the paper's
 # numbers (VOC2007), PR curves of every run's test detections, and a figure in the style of the
 # paper's Fig. 4. The training curves (rules/cgl.smk) are flagged for the report there.
-# Numbers of the figures come from config `report`; inputs and flags from wsjds.report.rules.
+# Numbers of the figures come from config `report`; inputs and flags from wsjds.workflow.report.
 
-from wsjds.report import rules as report_rules
+from wsjds.workflow import report as report_rules
 
 
 rule report_metrics_table:

@@ -22,8 +22,9 @@ from wsjds.evaluation.result import MetricResult, mean_of_defined
 from wsjds.io import write_json
 from wsjds.report import paper
 from wsjds.report.ablation import AblationRun, ablation_summary, plot_ablation, statistics
-from wsjds.report.rules import ablation_flags, ablation_inputs, ablation_runs
 from wsjds.train import settings_hash
+from wsjds.workflow.report import ablation_flags, ablation_inputs, ablation_runs
+from wsjds.workflow.targets import default_targets
 
 CONFIG = yaml.safe_load((REPO / "config.yaml").read_text())
 CLASSES = ("ring", "star")
@@ -244,7 +245,7 @@ def test_ablation_inputs_are_every_method_and_seed_s_metrics():
     assert "--no-show-paper" in ablation_flags(config, "synth") and "--show-paper" in ablation_flags(config, "voc07")
     flags = ablation_flags(config, "synth")
     assert "--seeds 5 7 --run wsddn 5 results/synth/wsddn-seed5/metrics/test_map.json" in flags
-    assert not any("ablation" in t for t in wf.default_targets(CONFIG))       # 15 training runs: asked for by path
+    assert not any("ablation" in t for t in default_targets(CONFIG))       # 15 training runs: asked for by path
 
 
 def test_the_recipe_seed_of_the_ablation_is_the_plain_run():

@@ -18,7 +18,7 @@ from wsjds.hdf5 import Header, RaggedWriter
 from wsjds.infer import InferenceConfig
 from wsjds.model.wsjds import build_model, weights_spec
 from wsjds.proposals.store import ProposalWriter
-from wsjds.pseudo_gt import PSEUDO_GT_FIELDS, PSEUDO_GT_FORMAT, PSEUDO_GT_VERSION
+from wsjds.pseudo_gt_store import PSEUDO_GT_FIELDS, PSEUDO_GT_FORMAT, PSEUDO_GT_VERSION
 from wsjds.train import train_round_here
 from wsjds.workflow import frcnn_settings
 

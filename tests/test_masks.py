@@ -23,10 +23,10 @@ from wsjds.data.coco import COCODataset
 from wsjds.data.synthetic import SYNTH_CLASSES, SynthConfig, generate_dataset
 from wsjds.detections import DetectionWriter
 from wsjds.hdf5 import HDF5FormatError
-from wsjds.mask_store import MaskStore, MaskWriter, merge_masks, to_coco_segm_results
+from wsjds.mask_store import (MaskStore, MaskWriter, decode_rle, encode_rle, merge_masks, rle_object,
+                              to_coco_segm_results)
 from wsjds.masks import (MaskConfig, MaskParams, box_mask, box_window, class_probabilities, crf_class_maps,
-                         crf_unary, cut_to_box, decode_rle, ellipse_mask, encode_rle, rle_object,
-                         threshold_class_maps, write_masks)
+                         crf_unary, cut_to_box, ellipse_mask, threshold_class_maps, write_masks)
 from wsjds.model.wsjds import build_model, weights_spec
 from wsjds.train import CHECKPOINT_FORMAT, CHECKPOINT_VERSION
 

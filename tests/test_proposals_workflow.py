@@ -16,7 +16,7 @@ from snakemake.utils import validate
 
 from proposal_helpers import make_voc
 from wsjds.proposals import ProposalStore
-from wsjds.proposals import settings as proposal_cfg
+from wsjds.workflow import proposals as proposal_cfg
 
 REPO = Path(__file__).resolve().parents[1]
 SCHEMA = str(REPO / "schemas" / "config.schema.yaml")

@@ -14,7 +14,8 @@ from wsjds.data.errors import DatasetError
 from wsjds.data.synthetic import SynthConfig, generate_dataset
 from wsjds.detections import DetectionWriter, ProposalScoresWriter
 from wsjds.evaluation import ground_truth_from_annotations
-from wsjds.pseudo_gt import PSEUDO_GT_FORMAT, PseudoGTPolicy, PseudoGTStore, ReportMatching, make_pseudo_gt
+from wsjds.pseudo_gt import PseudoGTPolicy, ReportMatching, make_pseudo_gt
+from wsjds.pseudo_gt_store import PSEUDO_GT_FORMAT, PseudoGTStore
 
 NOISE = np.array([[0, 0, 5, 5], [1, 1, 4, 4]], np.float32)
 

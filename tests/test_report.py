@@ -25,10 +25,10 @@ from wsjds.proposals.store import ProposalWriter
 from wsjds.report import paper
 from wsjds.report.figure4 import Figure4Settings, Figure4Style, figure4, seed_image
 from wsjds.report.pr_curves import PRFigureStyle, plot_pr_curves
-from wsjds.report.rules import figure4_flags, metrics_flags, metrics_inputs, paper_method, report_targets
 from wsjds.report.tables import format_percent, metrics_table, render_metrics_html
 from wsjds.train import CHECKPOINT_FORMAT, CHECKPOINT_VERSION
-from wsjds.workflow import default_targets
+from wsjds.workflow.report import figure4_flags, metrics_flags, metrics_inputs, paper_method, report_targets
+from wsjds.workflow.targets import default_targets
 
 REPO = Path(__file__).resolve().parents[1]
 CONFIG = yaml.safe_load((REPO / "config.yaml").read_text())

@@ -183,7 +183,7 @@ class PseudoGTImages:
     reader's method that opens no annotation); the dataset's real boxes are never opened."""
 
     def __init__(self, image_path: Callable[[str], Path], pseudo_gt: str | Path):
-        from wsjds.pseudo_gt import PseudoGTStore
+        from wsjds.pseudo_gt_store import PseudoGTStore
 
         self.image_path = image_path
         with PseudoGTStore.open(pseudo_gt) as store:

@@ -1,12 +1,12 @@
 """Mask stores on :mod:`wsjds.hdf5`, their merge, and their export as COCO segmentation results.
 
 Artifact ``wsjds.masks`` (results/{ds}/{method}/masks/{split}.{variant}.h5): one file per variant
-(``crf``, ``nocrf``, ``bb``, ``ell``; see :mod:`wsjds.masks`), so each is made, rerun, exported and
-scored on its own and a method without a segmentation branch still has the box baselines. Per
-detection row: ``boxes`` (R, 4) float32 (package convention), ``scores`` (R,) float32, ``labels``
-(R,) int64 (0-based classes), copied from the input detections so the file is self-contained, and
-``rle`` (R,) the COCO RLE ``counts`` (compressed ASCII bytes) of the (height, width) mask, the
-image size being the file's index. ``parameters`` holds the variant and how the masks were made.
+(:data:`VARIANTS`, made by :mod:`wsjds.masks`), so each is made, rerun, exported and scored on its
+own and a method without a segmentation branch still has the box baselines. Per detection row:
+``boxes`` (R, 4) float32 (package convention), ``scores`` (R,) float32, ``labels`` (R,) int64
+(0-based classes), copied from the input detections so the file is self-contained, and ``rle``
+(R,) the COCO RLE ``counts`` (compressed ASCII bytes, :func:`encode_rle`) of the (height, width)
+mask, the image size being the file's index. ``parameters`` holds the variant and how the masks were made.
 """
 
 from __future__ import annotations
@@ -19,12 +19,12 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from pycocotools import mask as mask_utils
 
 from wsjds.boxes import xyxy_to_xywh
 from wsjds.data.errors import DatasetError
 from wsjds.hdf5 import FieldSpec, Header, RaggedStore, RaggedWriter, TypedWriter, VLEN_BYTES
 from wsjds.io import atomic_path
-from wsjds.masks import VARIANTS, decode_rle, rle_object
 from wsjds.proposals.postprocess import check_ids
 
 log = logging.getLogger(__name__)
@@ -37,6 +37,34 @@ MASK_FIELDS: Mapping[str, FieldSpec] = {
     "labels": FieldSpec(np.int64, ()),
     "rle": FieldSpec(VLEN_BYTES, ()),
 }
+
+
+# The variants of the mask stage: from the segmentation branch with and without the CRF, and the
+# paper's two box-only baselines (Table 5: BB, ELL).
+MODEL_VARIANTS: tuple[str, ...] = ("crf", "nocrf")
+BOX_VARIANTS: tuple[str, ...] = ("bb", "ell")
+VARIANTS: tuple[str, ...] = MODEL_VARIANTS + BOX_VARIANTS
+
+
+def encode_rle(mask: np.ndarray) -> bytes:
+    """COCO RLE ``counts`` (compressed, ASCII bytes) of an (H, W) bool mask."""
+    mask = np.asarray(mask)
+    if mask.ndim != 2:
+        raise ValueError(f"a mask must be (H, W), got shape {mask.shape}")
+    return mask_utils.encode(np.asfortranarray(mask.astype(np.uint8)))["counts"]
+
+
+def decode_rle(counts: bytes | str, width: int, height: int) -> np.ndarray:
+    """Inverse of :func:`encode_rle`: (H, W) bool."""
+    if isinstance(counts, str):
+        counts = counts.encode("ascii")
+    return mask_utils.decode({"size": [int(height), int(width)], "counts": counts}).astype(bool)
+
+
+def rle_object(counts: bytes | str, width: int, height: int) -> dict[str, Any]:
+    """The JSON form of a COCO RLE: ``{"size": [H, W], "counts": str}``."""
+    text = counts.decode("ascii") if isinstance(counts, bytes) else counts
+    return {"size": [int(height), int(width)], "counts": text}
 
 
 @dataclass(frozen=True)

@@ -15,7 +15,7 @@ connected CRF", §4.2):
 
 The two box-only baselines of the paper's COCO table (Table 5): :func:`box_mask` (BB: the box) and
 :func:`ellipse_mask` (ELL: the ellipse inscribed in the box). Masks are stored as COCO RLE
-(:func:`encode_rle`, :func:`decode_rle`).
+(``wsjds.mask_store``).
 
 Pixel rule: pixel (row j, column i) covers [i, i + 1) x [j, j + 1) (``wsjds.boxes``); it belongs to a
 box, or an ellipse, when its centre (i + 0.5, j + 0.5) does. For integer boxes the BB mask is
@@ -33,24 +33,18 @@ from typing import TYPE_CHECKING, Any
 
 import cv2
 import numpy as np
-from pycocotools import mask as mask_utils
 from tqdm import tqdm
 
 from wsjds.crf import CRFParams, dense_crf
 from wsjds.data.errors import DatasetError
 from wsjds.data.images import rgb_tensor
 from wsjds.data.transforms import scale_factor
+from wsjds.mask_store import MODEL_VARIANTS, VARIANTS, MaskWriter, encode_rle
 
 if TYPE_CHECKING:   # torch loads only when masks are made, so the CLI starts fast
     import torch
 
 log = logging.getLogger(__name__)
-
-# The variants of the mask stage: from the segmentation branch with and without the CRF, and the
-# paper's two box-only baselines (Table 5: BB, ELL).
-MODEL_VARIANTS: tuple[str, ...] = ("crf", "nocrf")
-BOX_VARIANTS: tuple[str, ...] = ("bb", "ell")
-VARIANTS: tuple[str, ...] = MODEL_VARIANTS + BOX_VARIANTS
 
 # Which labels enter the CRF: every class (as the reference's unary, §1.3) or only the classes the
 # image has detections of (fewer labels -> proportionally faster; COCO has 80 classes).
@@ -249,27 +243,6 @@ def detection_masks(variant: str, boxes: np.ndarray, labels: np.ndarray, width: 
     return [cut_to_box(class_maps[int(label)], box) for box, label in zip(boxes, labels)]
 
 
-def encode_rle(mask: np.ndarray) -> bytes:
-    """COCO RLE ``counts`` (compressed, ASCII bytes) of an (H, W) bool mask."""
-    mask = np.asarray(mask)
-    if mask.ndim != 2:
-        raise ValueError(f"a mask must be (H, W), got shape {mask.shape}")
-    return mask_utils.encode(np.asfortranarray(mask.astype(np.uint8)))["counts"]
-
-
-def decode_rle(counts: bytes | str, width: int, height: int) -> np.ndarray:
-    """Inverse of :func:`encode_rle`: (H, W) bool."""
-    if isinstance(counts, str):
-        counts = counts.encode("ascii")
-    return mask_utils.decode({"size": [int(height), int(width)], "counts": counts}).astype(bool)
-
-
-def rle_object(counts: bytes | str, width: int, height: int) -> dict[str, Any]:
-    """The JSON form of a COCO RLE: ``{"size": [H, W], "counts": str}``."""
-    text = counts.decode("ascii") if isinstance(counts, bytes) else counts
-    return {"size": [int(height), int(width)], "counts": text}
-
-
 def write_masks(image_ids: Sequence[str], detections: Any, outputs: Mapping[str, Any], *, dataset: str, split: str,
                 params: MaskParams | None = None, model: torch.nn.Module | None = None, source: Any = None,
                 device: torch.device | None = None, provenance: Mapping[str, Any] | None = None,
@@ -283,10 +256,6 @@ def write_masks(image_ids: Sequence[str], detections: Any, outputs: Mapping[str,
     without detections costs nothing. ``provenance`` goes into every file's parameters. Returns the
     number of images.
     """
-    from wsjds.mask_store import (
-        MaskWriter,  # imported here: mask_store imports this module
-    )
-
     unknown = sorted(set(outputs) - set(VARIANTS))
     if unknown or not outputs:
         raise ValueError(f"mask outputs must name variants among {list(VARIANTS)}, got {sorted(outputs)}")

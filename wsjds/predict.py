@@ -153,7 +153,7 @@ def predict_images(predictor: Predictor, inputs: Sequence[str | Path], out_dir: 
 def coco_entries(image: str, prediction: Prediction, classes: Sequence[str]) -> list[dict[str, Any]]:
     """The COCO results-style list of one image's detections (see the module docstring)."""
     from wsjds.boxes import xyxy_to_xywh
-    from wsjds.masks import encode_rle, rle_object
+    from wsjds.mask_store import encode_rle, rle_object
 
     height, width = prediction.image.shape[:2]
     entries = []

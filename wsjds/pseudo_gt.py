@@ -11,9 +11,8 @@ order):
 
 Candidates come from the WSOD detections file (``wsjds.detections``: the detections of the class)
 or from the raw per-proposal scores (``wsjds.proposal_scores``: every proposal, scored for the
-class). Equal scores keep stored order. The result is ``wsjds.pseudo_gt`` HDF5 (fields ``boxes``
-(K, 4) float32, ``labels`` (K,) int64, ``scores`` (K,) float32; per image sorted by class, then
-descending score) plus a JSON sanity report: boxes per class and, where real boxes exist, the
+class). Equal scores keep stored order. The result is ``wsjds.pseudo_gt`` HDF5 (:mod:`wsjds.pseudo_gt_store`;
+per image sorted by class, then descending score) plus a JSON sanity report: boxes per class and, where real boxes exist, the
 CorLoc and precision of the pseudo boxes against them.
 """
 
@@ -22,7 +21,7 @@ from __future__ import annotations
 import logging
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any, Iterator, Mapping, Protocol, Sequence
+from typing import Any, Iterator, Protocol, Sequence
 
 import h5py
 import numpy as np
@@ -34,18 +33,12 @@ from wsjds.evaluation.corloc import evaluate_corloc
 from wsjds.evaluation.detections_io import FlatDetections
 from wsjds.evaluation.ground_truth import GroundTruth
 from wsjds.evaluation.matching import best_overlaps
-from wsjds.hdf5 import FieldSpec, Header, RaggedStore, RaggedWriter
+from wsjds.hdf5 import Header, RaggedWriter
 from wsjds.io import write_json
+from wsjds.pseudo_gt_store import PSEUDO_GT_FIELDS, PSEUDO_GT_FORMAT, PSEUDO_GT_VERSION
 
 log = logging.getLogger(__name__)
 
-PSEUDO_GT_FORMAT = "wsjds.pseudo_gt"
-PSEUDO_GT_VERSION = 1
-PSEUDO_GT_FIELDS: Mapping[str, FieldSpec] = {
-    "boxes": FieldSpec(np.float32, (4,)),
-    "labels": FieldSpec(np.int64, ()),
-    "scores": FieldSpec(np.float32, ()),
-}
 POLICIES: tuple[str, ...] = ("top1", "threshold", "topk")
 
 
@@ -236,16 +229,6 @@ def sanity_report(images: Sequence[PseudoImage], classes: Sequence[str],
     report["precision"] = {"iou_threshold": matching.iou_threshold, "per_class": per_class,
                            "overall": float(good.sum() / labels.size) if labels.size else None}
     return report
-
-
-class PseudoGTStore(RaggedStore):
-    """Read-only pseudo GT: ``boxes, labels, scores = store[image_id]`` ((K, 4), (K,), (K,))."""
-
-    FORMAT, VERSIONS = PSEUDO_GT_FORMAT, (PSEUDO_GT_VERSION,)
-
-    def __getitem__(self, image_id: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        rows = self._ragged.read(image_id)
-        return rows["boxes"], rows["labels"], rows["scores"]
 
 
 def open_candidates(path: str | Path, *, dataset: str | None = None, split: str | None = None) -> "CandidateSource":

@@ -20,7 +20,8 @@ from pathlib import Path
 
 from wsjds.crf import CRFParams
 from wsjds.data.errors import DatasetError
-from wsjds.masks import BOX_VARIANTS, CRF_LABEL_SETS, MODEL_VARIANTS, VARIANTS
+from wsjds.mask_store import BOX_VARIANTS, MODEL_VARIANTS, VARIANTS
+from wsjds.masks import CRF_LABEL_SETS
 
 from wsjds.runs import settings_and_split
 

@@ -10,7 +10,7 @@ import copy
 from collections.abc import Mapping
 from typing import Any
 
-from wsjds.workflow import cli_flags
+from wsjds.workflow.flags import cli_flags
 
 SELECTIVE_SEARCH = "selective_search"
 _POLICY_KEYS = ("min_side", "whole_image_fallback")

@@ -30,7 +30,8 @@ def report_targets(config: Mapping, ds: str, method: str = wf.DEFAULT_METHOD) ->
 def gallery_inputs(config: Mapping, ds: str, method: str, split: str) -> dict[str, str]:
     """The gallery's detections (the Fast R-CNN retrained on ``method``'s pseudo GT) and, where the
     method has a segmentation branch, the masks the masks stage made for them."""
-    from wsjds.masks import MODEL_VARIANTS, MaskConfig
+    from wsjds.mask_store import MODEL_VARIANTS
+    from wsjds.masks import MaskConfig
 
     base = f"results/{ds}/{method}"
     inputs = {"dataset": wf.dataset_input(config, ds, split), "detections": f"{base}/frcnn/detections/{split}.h5"}

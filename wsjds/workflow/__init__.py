@@ -1,7 +1,9 @@
-"""Workflow helpers called from the Snakefile: dataset lookup, fail-fast checks, config -> CLI flags.
+"""Workflow helpers called from the Snakefile: dataset lookup, fail-fast checks, run settings.
 
 They live in the package (not in rules/*.smk) so they are importable and unit-tested, and the rule
-files stay thin.
+files stay thin. Submodules: ``flags`` (config -> CLI flags), ``proposals`` and ``report`` (the
+helpers of those rule files) and ``targets`` (what ``snakemake`` builds by default); they import
+this module, never the reverse, except ``flags`` and ``proposals``, which import nothing of it.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ from pathlib import Path
 
 from wsjds.data.sources import missing_dataset_message, required_path
 from wsjds.errors import UserError
+from wsjds.workflow.flags import cli_flags
 
 
 # Dataset kinds the whole chain runs on (proposals, training, detection); coco is evaluation-only.
@@ -168,45 +171,6 @@ def headline_inputs(config: Mapping, ds: str) -> dict[str, str]:
         inputs.update({"wsod_cls_map": f"{base}/metrics/{test}_classification.json",
                        "frcnn_cls_map": f"{base}/frcnn/metrics/{test}_classification.json"})
     return inputs
-
-
-def cli_flags(options: Mapping) -> str:
-    """``{"num_test": 80, "object_size": [0.2, 0.5]}`` -> ``--num-test 80 --object-size 0.2 0.5``."""
-    parts = []
-    for key, value in options.items():
-        flag = f"--{key.replace('_', '-')}"
-        if isinstance(value, bool):
-            parts.append(flag if value else f"--no-{key.replace('_', '-')}")
-        elif isinstance(value, (list, tuple)):
-            parts.append(" ".join([flag, *(shlex.quote(str(v)) for v in value)]))
-        else:
-            parts.append(f"{flag} {shlex.quote(str(value))}")
-    return " ".join(parts)
-
-
-def default_targets(config: Mapping) -> list[str]:
-    """What ``snakemake --cores N`` builds: every stage that exists, for the default dataset."""
-    ds = config["default_dataset"]
-    if ds not in config["datasets"]:
-        raise ValueError(f"default_dataset {ds!r} is not among datasets: {sorted(config['datasets'])}")
-    cfg = config["datasets"][ds]
-    splits = (cfg["train_split"], cfg["test_split"])
-    targets = [f"results/{ds}/dataset_summary/{split}.json" for split in splits]
-    if cfg["kind"] in TRAINABLE_KINDS:  # the proposal and training rules read these kinds
-        targets += [f"results/{ds}/proposals/{split}.h5" for split in splits]
-        run = f"results/{ds}/{DEFAULT_METHOD}"
-        targets += [f"{run}/training/curves.png", f"{run}/frcnn/training/curves.png",
-                    f"{run}/detections/{cfg['test_split']}_coco_results.json",
-                    f"{run}/frcnn/detections/{cfg['test_split']}_coco_results.json",
-                    f"{run}/predict_settings.json", f"{run}/frcnn/predict_settings.json",   # wsjds predict --run
-                    f"results/{ds}_frcnn_map.json"]
-    if cfg["kind"] in ("synthetic", "coco"):   # datasets with instance masks
-        targets.append(f"results/{ds}/{DEFAULT_METHOD}/metrics/instance_seg.json")
-    if cfg["kind"] in TRAINABLE_KINDS:
-        from wsjds.report.rules import report_targets
-
-        targets += report_targets(config, ds, DEFAULT_METHOD)
-    return targets
 
 
 def parse_method(name: str) -> tuple[str, int | None]:
@@ -403,8 +367,9 @@ def predict_settings(config: Mapping, ds: str, run: str) -> dict:
     settings (inference preset, the test split's proposal settings) and, where the method has a
     segmentation branch, the mask settings and the WSOD run that makes the masks. Paths are
     relative to the run directory, so a copied run directory still predicts."""
-    from wsjds.masks import MODEL_VARIANTS, MaskConfig
-    from wsjds.proposals.settings import max_per_image, proposal_settings
+    from wsjds.mask_store import MODEL_VARIANTS
+    from wsjds.masks import MaskConfig
+    from wsjds.workflow.proposals import max_per_image, proposal_settings
 
     cfg = config["datasets"][ds]
     method, _, stage = run.partition("/")
