@@ -124,6 +124,23 @@ def test_crf_boundary_loss_is_finite_and_the_parity_switch_changes_it():
     assert torch.isfinite(fixed) and torch.isfinite(logits.grad).all() and fixed.item() != parity.item()
 
 
+def test_crf_boundary_loss_equals_the_hand_computed_value_without_mean_field_steps():
+    """With 0 CRF iterations q is the CRF's start, softmax(-unary) = softmax over [1 - sigma, sigma]
+    (the unary is -log_softmax of those values), so the loss is computable by hand. One class, two
+    pixels: z = 2 (q > 0.5) and z = -1 (q < 0.5); each bin is one pixel's q log(q / sigma)."""
+    logits = torch.tensor([[[2.0, -1.0]]])
+    image = np.zeros((1, 2, 3), np.uint8)
+    loss = crf_boundary_loss(logits, image, CRFParams(iterations=0)).item()
+    expected = 0.0
+    for z in (2.0, -1.0):
+        p = 1 / (1 + math.exp(-z))
+        q = math.exp(p) / (math.exp(p) + math.exp(1 - p))
+        expected += q * math.log(q / p)
+    assert loss == pytest.approx(expected, rel=1e-5)
+    # sigma = 0.88080, 0.26894; q = 0.68170, 0.38648: 0.68170 ln(0.68170 / 0.88080) + 0.38648 ln(0.38648 / 0.26894)
+    assert loss == pytest.approx(-0.174677 + 0.140137, abs=1e-5)
+
+
 # --- localization maps ----------------------------------------------------------------------------
 
 def tiny_model() -> WSJDSModel:
