@@ -17,7 +17,7 @@ from PIL import Image
 from workflow_plan import REPO, counts, planned, snakemake, tiny_config
 from wsjds import workflow as wf
 from wsjds.cli import main as cli
-from wsjds.data.errors import DatasetError
+from wsjds.errors import ArtifactError
 from wsjds.evaluation.result import MetricResult, mean_of_defined
 from wsjds.io import write_json
 from wsjds.report import paper
@@ -184,14 +184,14 @@ def test_summary_bad_input_names_the_file_or_the_run(tmp_path):
     with pytest.raises(ValueError, match=r"'wsddn' has runs of seeds \[11, 12, 13\], expected .*\[11, 12\]"):
         ablation_summary("synth", [11, 12], runs, "h")
     swapped = [AblationRun(r.method, r.seed, r.wsod_corloc, r.wsod_map, r.frcnn_map) for r in runs]
-    with pytest.raises(DatasetError, match=r"wsddn-seed11/metrics/trainval_corloc.json.*expected 'map'"):
+    with pytest.raises(ArtifactError, match=r"wsddn-seed11/metrics/trainval_corloc.json.*expected 'map'"):
         ablation_summary("synth", SEEDS, swapped, "h")
     runs[0].wsod_map.unlink()
-    with pytest.raises(DatasetError, match=r"wsddn-seed11/metrics/test_map.json.*does not exist"):
+    with pytest.raises(ArtifactError, match=r"wsddn-seed11/metrics/test_map.json.*does not exist"):
         ablation_summary("synth", SEEDS, runs, "h")
     runs = _runs(tmp_path)
     write_json(runs[-1].failures, {"metric": "failure_modes"})
-    with pytest.raises(DatasetError, match=r"wsjds-seed13/metrics/trainval_failures.json.*not a failure-modes JSON"):
+    with pytest.raises(ArtifactError, match=r"wsjds-seed13/metrics/trainval_failures.json.*not a failure-modes JSON"):
         ablation_summary("synth", SEEDS, runs, "h")
 
 

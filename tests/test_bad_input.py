@@ -9,7 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from wsjds.data import SYNTH_CLASSES, DatasetError, VOCDataset
+from wsjds.data import SYNTH_CLASSES, VOCDataset
+from wsjds.errors import DatasetError
 from wsjds.data.coco import COCODataset
 from wsjds.data import synthetic
 from wsjds.data.synthetic import SynthConfig, generate_dataset

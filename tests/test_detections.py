@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from wsjds.boxes import BOX_CONVENTION
-from wsjds.data.errors import DatasetError
+from wsjds.errors import ArtifactError
 from wsjds.detections import (DETECTIONS_FORMAT, PROPOSAL_SCORES_FORMAT, DetectionStore, DetectionWriter,
                               ProposalScoresStore, ProposalScoresWriter, to_coco_results, to_voc_comp4)
 from wsjds.evaluation.detections_io import read_comp4_dir, read_detections
@@ -44,7 +44,7 @@ def test_round_trip_and_attributes(tmp_path):
     with h5py.File(path) as f:
         assert f.attrs["format"] == DETECTIONS_FORMAT and f.attrs["box_convention"] == BOX_CONVENTION
         assert list(f.attrs["classes"]) == list(CLASSES)
-    with pytest.raises(DatasetError, match="split is 'test' but expected 'trainval'"):
+    with pytest.raises(ArtifactError, match="split is 'test' but expected 'trainval'"):
         DetectionStore.open(path, split="trainval")
 
 
@@ -58,7 +58,7 @@ def test_round_trip_and_attributes(tmp_path):
 def test_writer_rejects_bad_detections_and_leaves_no_file(tmp_path, bad, needle):
     record = dict(size=(10, 10), boxes=[[0, 0, 1, 1]], scores=[0.5], labels=[0])
     record.update(bad)
-    with pytest.raises(DatasetError, match=needle) as info:
+    with pytest.raises(ArtifactError, match=needle) as info:
         write(tmp_path / "d.h5", {"x1": record})
     assert "'x1'" in str(info.value)
     assert not (tmp_path / "d.h5").exists()
@@ -85,7 +85,7 @@ def test_coco_results_export_both_forms(tmp_path):
 
 def test_coco_export_needs_numeric_ids(tmp_path):
     path = write(tmp_path / "d.h5", {"img_a": IMAGES["000009"]})
-    with DetectionStore.open(path) as store, pytest.raises(DatasetError, match="'img_a'"):
+    with DetectionStore.open(path) as store, pytest.raises(ArtifactError, match="'img_a'"):
         to_coco_results(store, tmp_path / "coco.json", category_ids=[1, 2, 3])
 
 

@@ -9,7 +9,7 @@ import pytest
 
 from wsjds.cli import main
 from wsjds.data.coco import COCODataset
-from wsjds.data.errors import DatasetError
+from wsjds.errors import ArtifactError
 from wsjds.data.synthetic import SynthConfig, generate_dataset
 from wsjds.detections import DetectionWriter
 from wsjds.evaluation import FlatDetections
@@ -103,9 +103,9 @@ def test_bad_coco_results(annotations, tmp_path):
     dataset = COCODataset(annotations)
     path = tmp_path / "bad.json"
     path.write_text(json.dumps([{"image_id": 424242, "category_id": 1, "bbox": [0, 0, 2, 2], "score": 1.0}]))
-    with pytest.raises(DatasetError, match="'424242'"):
+    with pytest.raises(ArtifactError, match="'424242'"):
         read_coco_detections(path, dataset)
     path.write_text(json.dumps([{"image_id": int(dataset.ids[0]), "category_id": 999, "bbox": [0, 0, 2, 2],
                                  "score": 1.0}]))
-    with pytest.raises(DatasetError, match="category_id 999"):
+    with pytest.raises(ArtifactError, match="category_id 999"):
         read_coco_detections(path, dataset)

@@ -11,7 +11,7 @@ from PIL import Image
 
 from wsjds.cli import main
 from wsjds.data import VOCDataset
-from wsjds.data.errors import DatasetError
+from wsjds.errors import DatasetError
 from wsjds.evaluation import confusion_matrix, miou_from_confusion
 
 CLASSES = ("cat", "dog", "bird")  # labels: 0 background, 1 cat, 2 dog, 3 bird

@@ -13,7 +13,7 @@ import pytest
 from wsjds.boxes import xyxy_to_xywh
 from wsjds.cli import main
 from wsjds.data import VOC_CLASSES, VOCDataset
-from wsjds.data.errors import DatasetError
+from wsjds.errors import ArtifactError
 from wsjds.detections import DetectionWriter, ProposalScoresWriter, to_voc_comp4, DetectionStore
 from wsjds.evaluation import (FlatDetections, GroundTruth, average_precision, evaluate_voc_map,
                               load_voc_ground_truth, match_detections, read_detections)
@@ -384,7 +384,7 @@ def _entry(**overrides):
 def test_bad_json_entries_name_the_file_and_the_id(tmp_path, entry, needle):
     path = tmp_path / "dets.json"
     path.write_text(json.dumps([_entry(), entry]))
-    with pytest.raises(DatasetError) as info:
+    with pytest.raises(ArtifactError) as info:
         read_detections(path, ("img0", "img1"), CLASSES)
     assert needle in str(info.value) and str(path) in str(info.value)
 
@@ -393,19 +393,19 @@ def test_bad_hdf5_inputs(tmp_path):
     gt = make_gt([(0, 0, BOX_A, False)])
     flat = make_dets(gt, [(0, 0, BOX_A, 0.9)])
     write_store(tmp_path / "ok.h5", gt, flat)
-    with pytest.raises(DatasetError, match="'img1'.*not in the split"):
+    with pytest.raises(ArtifactError, match="'img1'.*not in the split"):
         read_detections(tmp_path / "ok.h5", ("img0",), CLASSES)
-    with pytest.raises(DatasetError, match="classes"):
+    with pytest.raises(ArtifactError, match="classes"):
         read_detections(tmp_path / "ok.h5", gt.image_ids, ("x", "y", "z"))
     with ProposalScoresWriter(tmp_path / "scores.h5", dataset="d", split="s", classes=CLASSES, source="t",
                               parameters={}) as writer:
         writer.append("img0", 10, 10, np.zeros((1, 4)), np.zeros((1, 3)))
-    with pytest.raises(DatasetError, match="format is 'wsjds.proposal_scores' but expected 'wsjds.detections'"):
+    with pytest.raises(ArtifactError, match="format is 'wsjds.proposal_scores' but expected 'wsjds.detections'"):
         read_detections(tmp_path / "scores.h5", gt.image_ids, CLASSES)
     (tmp_path / "junk.h5").write_bytes(b"not hdf5")
-    with pytest.raises(DatasetError, match="junk.h5"):
+    with pytest.raises(ArtifactError, match="junk.h5"):
         read_detections(tmp_path / "junk.h5", gt.image_ids, CLASSES)
-    with pytest.raises(DatasetError, match="does not exist"):
+    with pytest.raises(ArtifactError, match="does not exist"):
         read_detections(tmp_path / "missing.json", gt.image_ids, CLASSES)
 
 

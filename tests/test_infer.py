@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from wsjds.data.classes import SYNTH_CLASSES
-from wsjds.data.errors import DatasetError
+from wsjds.errors import DatasetError
 from wsjds.data.synthetic import SynthConfig, generate_dataset
 from wsjds.data.voc import VOCDataset
 from wsjds.detections import DetectionStore

@@ -18,7 +18,7 @@ import pytest
 import scipy.io
 
 from proposal_helpers import make_voc, matlab_cell, python2_pickle, run_proposals_cli, write_mat73
-from wsjds.data.errors import DatasetError
+from wsjds.errors import DatasetError
 from wsjds.data.voc import VOCDataset
 from wsjds.proposals import ProposalPolicy, ProposalStore, UnsafePickleError, import_proposals, load_pickle
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from wsjds.data.errors import DatasetError
+from wsjds.errors import DatasetError
 from wsjds.proposals.postprocess import ProposalPolicy, check_ids, postprocess, validate_proposals
 
 POLICY = ProposalPolicy(min_side=20, max_per_image=3)

@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 from proposal_helpers import make_voc, run_proposals_cli
-from wsjds.data.errors import DatasetError
+from wsjds.errors import DatasetError
 from wsjds.data.voc import VOCDataset
 from wsjds.proposals import (ProposalPolicy, ProposalStore, SelectiveSearchParams, compute_shard, parse_shard,
                              selective_search, shard_ids)

@@ -7,7 +7,7 @@ import pytest
 
 from proposal_helpers import make_voc
 from wsjds.boxes import BOX_CONVENTION
-from wsjds.data.errors import DatasetError
+from wsjds.errors import ArtifactError, DatasetError
 from wsjds.hdf5 import FieldSpec, Header, HDF5FormatError, write_ragged
 from wsjds.proposals import PROPOSALS_FORMAT, ProposalStore, ProposalWriter, merge_shards
 
@@ -75,11 +75,11 @@ def test_merge_names_missing_and_duplicated_ids(tmp_path):
 def test_merge_refuses_mixed_configurations_and_wrong_sizes(tmp_path):
     s0 = _shard(tmp_path / "s0.h5", ["a"], "0/2")
     s1 = _shard(tmp_path / "s1.h5", ["b", "c"], "1/2", parameters={**PARAMETERS, "mode": "quality"})
-    with pytest.raises(DatasetError, match=r"s1\.h5.*rebuild the shards with one configuration"):
+    with pytest.raises(ArtifactError, match=r"s1\.h5.*rebuild the shards with one configuration"):
         merge_shards([s0, s1], tmp_path / "all.h5", expected_ids=["a", "b", "c"], dataset="tiny",
                      split="trainval", progress=False)
     s1 = _shard(tmp_path / "s1.h5", ["b", "c"], "1/2")
-    with pytest.raises(DatasetError, match=r"image id 'b'.*stored image size 60x30 differs from the dataset's 61x30"):
+    with pytest.raises(ArtifactError, match=r"image id 'b'.*stored image size 60x30 differs from the dataset's 61x30"):
         merge_shards([s0, s1], tmp_path / "all.h5", expected_ids=["a", "b", "c"], dataset="tiny",
                      split="trainval", image_size=lambda i: (61, 30) if i == "b" else SIZES[i], progress=False)
     other = _shard(tmp_path / "o.h5", ["b", "c"], "1/2", dataset="voc07")

@@ -10,7 +10,7 @@ import pytest
 
 from wsjds.cli import main
 from wsjds.data import SYNTH_CLASSES, VOCDataset
-from wsjds.data.errors import DatasetError
+from wsjds.errors import ArtifactError
 from wsjds.data.synthetic import SynthConfig, generate_dataset
 from wsjds.detections import DetectionWriter, ProposalScoresWriter
 from wsjds.evaluation import ground_truth_from_annotations
@@ -147,16 +147,16 @@ def test_raw_proposal_scores_source(split, tmp_path):
 def test_bad_inputs(split, tmp_path):
     partial = VOCDataset(split.root, "test", SYNTH_CLASSES)  # scores written for the test split only
     scores_path = write_detections(tmp_path / "det.h5", partial, gt_with_noise, name="trainval")
-    with pytest.raises(DatasetError, match="has no scores") as info:
+    with pytest.raises(ArtifactError, match="has no scores") as info:
         make_pseudo_gt(scores_path, split, tmp_path / "x.h5", None, dataset="synth", split="trainval",
                        policy=PseudoGTPolicy())
     assert f"image id {split.ids[0]!r}" in str(info.value) and str(scores_path) in str(info.value)
     assert not (tmp_path / "x.h5").exists()
-    with pytest.raises(DatasetError, match="dataset is 'synth' but expected 'voc07'"):
+    with pytest.raises(ArtifactError, match="dataset is 'synth' but expected 'voc07'"):
         make_pseudo_gt(scores_path, split, tmp_path / "x.h5", None, dataset="voc07", split="trainval",
                        policy=PseudoGTPolicy())
     (tmp_path / "plain.h5").write_bytes(b"nope")
-    with pytest.raises(DatasetError, match="plain.h5"):
+    with pytest.raises(ArtifactError, match="plain.h5"):
         make_pseudo_gt(tmp_path / "plain.h5", split, tmp_path / "x.h5", None, dataset="synth", split="trainval",
                        policy=PseudoGTPolicy())
 

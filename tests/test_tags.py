@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from wsjds.data.errors import DatasetError
+from wsjds.errors import DatasetError
 from wsjds.data.kinds import open_split
 from wsjds.data.tags import SplitRule, TagsDataset, prepare_tags_dataset
 from wsjds.evaluation.classification import evaluate_classification, image_scores

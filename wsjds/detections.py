@@ -26,7 +26,7 @@ from typing import Any, Iterator, Mapping, Sequence
 import numpy as np
 
 from wsjds.boxes import to_voc_xml, xyxy_to_xywh
-from wsjds.data.errors import DatasetError
+from wsjds.errors import ArtifactError
 from wsjds.hdf5 import FieldSpec, Header, RaggedStore, RaggedWriter, TypedWriter
 from wsjds.io import atomic_path
 
@@ -131,7 +131,7 @@ class ProposalScoresWriter(TypedWriter):
         boxes = np.asarray(boxes, dtype=np.float32).reshape(-1, 4)
         scores = np.asarray(scores, dtype=np.float32).reshape(boxes.shape[0], self._num_classes)
         if not (np.isfinite(boxes).all() and np.isfinite(scores).all()):
-            raise DatasetError("proposal boxes and scores must be finite", path=self._writer.path,
+            raise ArtifactError("proposal boxes and scores must be finite", path=self._writer.path,
                                image_id=image_id)
         self._writer.append(image_id, width, height, boxes=boxes, scores=scores)
 
@@ -194,13 +194,13 @@ def _check_image_detections(boxes: np.ndarray, scores: np.ndarray, labels: np.nd
         raise ValueError(f"image {image_id!r}: {boxes.shape[0]} boxes, {scores.shape[0]} scores, "
                          f"{labels.shape[0]} labels")
     if not np.isfinite(boxes).all() or np.any(boxes[:, 2:] < boxes[:, :2]):
-        raise DatasetError("detection boxes must be finite (x1, y1, x2, y2) with x2 >= x1 and y2 >= y1",
+        raise ArtifactError("detection boxes must be finite (x1, y1, x2, y2) with x2 >= x1 and y2 >= y1",
                            path=path, image_id=image_id)
     if not np.isfinite(scores).all():
-        raise DatasetError("detection scores must be finite", path=path, image_id=image_id)
+        raise ArtifactError("detection scores must be finite", path=path, image_id=image_id)
     if labels.size and (not np.issubdtype(labels.dtype, np.integer) or labels.min() < 0
                         or labels.max() >= num_classes):
-        raise DatasetError(f"detection labels must be integers in [0, {num_classes}), found "
+        raise ArtifactError(f"detection labels must be integers in [0, {num_classes}), found "
                            f"{sorted(set(labels.tolist()))[:10]}", path=path, image_id=image_id)
 
 
@@ -208,6 +208,6 @@ def _numeric_image_id(image_id: str, path: Path) -> int:
     try:
         return int(image_id)
     except ValueError:
-        raise DatasetError("COCO results need integer image ids; this id is not a decimal number "
+        raise ArtifactError("COCO results need integer image ids; this id is not a decimal number "
                            "(export without category_ids for the package's string ids)",
                            path=path, image_id=image_id) from None

@@ -29,7 +29,7 @@ import numpy as np
 
 from wsjds import __version__
 from wsjds.boxes import BOX_CONVENTION
-from wsjds.data.errors import DatasetError
+from wsjds.errors import ArtifactError
 from wsjds.io import atomic_path
 
 PRODUCER = f"wsjds {__version__}"
@@ -47,7 +47,7 @@ _REQUIRED_ATTRS = ("format", "version", "dataset", "split", "box_convention", "c
                    "parameters", "producer", "fields")
 
 
-class HDF5FormatError(DatasetError):
+class HDF5FormatError(ArtifactError):
     """An HDF5 artifact that is missing, unreadable, or not what the reader expects."""
 
 
@@ -147,9 +147,9 @@ class RaggedWriter:
         if not isinstance(image_id, str) or not image_id:
             raise ValueError(f"image ids must be non-empty strings, got {image_id!r}")
         if image_id in self._seen:
-            raise DatasetError(f"image id written twice to {self.path}", image_id=image_id)
+            raise ArtifactError(f"image id written twice to {self.path}", image_id=image_id)
         if int(width) < 1 or int(height) < 1:
-            raise DatasetError(f"image size must be positive, got {width}x{height}", image_id=image_id)
+            raise ArtifactError(f"image size must be positive, got {width}x{height}", image_id=image_id)
         if set(arrays) != set(self.fields):
             raise ValueError(f"image {image_id!r}: fields given {sorted(arrays)}, expected {sorted(self.fields)}")
         rows = None

@@ -22,7 +22,7 @@ import numpy as np
 from pycocotools import mask as mask_utils
 
 from wsjds.boxes import xyxy_to_xywh
-from wsjds.data.errors import DatasetError
+from wsjds.errors import ArtifactError
 from wsjds.hdf5 import FieldSpec, Header, RaggedStore, RaggedWriter, TypedWriter, VLEN_BYTES
 from wsjds.io import atomic_path
 from wsjds.proposals.postprocess import check_ids
@@ -128,7 +128,7 @@ class MaskWriter(TypedWriter):
                labels: np.ndarray, rle: Sequence[bytes]) -> None:
         boxes = np.asarray(boxes, dtype=np.float32).reshape(-1, 4)
         if len(rle) != boxes.shape[0]:
-            raise DatasetError(f"{len(rle)} masks for {boxes.shape[0]} detections", path=self._writer.path,
+            raise ArtifactError(f"{len(rle)} masks for {boxes.shape[0]} detections", path=self._writer.path,
                                image_id=image_id)
         self._writer.append(image_id, width, height, boxes=boxes, scores=np.asarray(scores, np.float32).reshape(-1),
                             labels=np.asarray(labels, np.int64).reshape(-1),
@@ -144,7 +144,7 @@ def merge_masks(shards: Sequence[str | Path], out: str | Path, expected_ids: Seq
         first = stores[0]
         for store in stores[1:]:
             if store.classes != first.classes or dict(store.parameters) != dict(first.parameters):
-                raise DatasetError(f"mask shard differs from {first.path} in its classes or parameters "
+                raise ArtifactError(f"mask shard differs from {first.path} in its classes or parameters "
                                    f"({dict(store.parameters)} vs {dict(first.parameters)})", path=store.path)
         owner: dict[str, MaskStore] = {}
         found: list[str] = []
@@ -199,8 +199,8 @@ def _coco_image_id(image_id: str, path: Path, known: set[int] | None) -> int:
     try:
         value = int(image_id)
     except ValueError:
-        raise DatasetError("COCO results need integer image ids; this id is not a decimal number (export "
+        raise ArtifactError("COCO results need integer image ids; this id is not a decimal number (export "
                            "without annotations for the package's string ids)", path=path, image_id=image_id) from None
     if known is not None and value not in known:
-        raise DatasetError(f"image id {value} is not in the annotation file", path=path, image_id=image_id)
+        raise ArtifactError(f"image id {value} is not in the annotation file", path=path, image_id=image_id)
     return value

@@ -36,7 +36,7 @@ import numpy as np
 from tqdm import tqdm
 
 from wsjds.crf import CRFParams, dense_crf
-from wsjds.data.errors import DatasetError
+from wsjds.errors import ArtifactError
 from wsjds.data.images import rgb_tensor
 from wsjds.data.transforms import scale_factor
 from wsjds.mask_store import MODEL_VARIANTS, VARIANTS, MaskWriter, encode_rle
@@ -280,7 +280,7 @@ def write_masks(image_ids: Sequence[str], detections: Any, outputs: Mapping[str,
             if model_variants and len(dets):
                 image = source.read_image(image_id)
                 if image.shape[:2] != (height, width):
-                    raise DatasetError(f"image is {image.shape[1]}x{image.shape[0]} but the detections say "
+                    raise ArtifactError(f"image is {image.shape[1]}x{image.shape[0]} but the detections say "
                                        f"{width}x{height}", path=detections.path, image_id=image_id)
                 probs = class_probabilities(model, image, params, device)
                 classes = np.unique(dets.labels).tolist()

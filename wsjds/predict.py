@@ -20,7 +20,7 @@ from typing import Any
 
 import numpy as np
 
-from wsjds.data.errors import DatasetError
+from wsjds.errors import DatasetError
 from wsjds.data.tags import IMAGE_SUFFIXES
 
 log = logging.getLogger(__name__)

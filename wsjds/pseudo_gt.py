@@ -26,7 +26,7 @@ from typing import Any, Iterator, Protocol, Sequence
 import h5py
 import numpy as np
 
-from wsjds.data.errors import DatasetError
+from wsjds.errors import ArtifactError
 from wsjds.detections import (DETECTIONS_FORMAT, PROPOSAL_SCORES_FORMAT, DetectionStore,
                               ProposalScoresStore)
 from wsjds.evaluation.corloc import evaluate_corloc
@@ -137,7 +137,7 @@ def make_pseudo_gt(source_path: str | Path, split_data: LabelledSplit, out: str 
     source = open_candidates(source_path, dataset=dataset, split=split)
     try:
         if tuple(source.classes) != tuple(split_data.classes):
-            raise DatasetError(f"scores file has classes {list(source.classes)} but the dataset has "
+            raise ArtifactError(f"scores file has classes {list(source.classes)} but the dataset has "
                                f"{list(split_data.classes)}", path=source.path)
         images = list(mine_pseudo_gt(source, split_data, policy))
     finally:
@@ -163,7 +163,7 @@ def mine_pseudo_gt(source: CandidateSource, split_data: LabelledSplit, policy: P
     """Apply ``policy`` to every positive class of every image of the split, in split order."""
     for image_id in split_data.ids:
         if image_id not in source:
-            raise DatasetError("image of the split has no scores in the file (pseudo GT must cover every "
+            raise ArtifactError("image of the split has no scores in the file (pseudo GT must cover every "
                                "training image)", path=source.path, image_id=image_id)
         positive = np.flatnonzero(np.asarray(split_data.image_labels(image_id)) > 0).tolist()
         found = source.candidates(image_id, positive)
@@ -239,7 +239,7 @@ def open_candidates(path: str | Path, *, dataset: str | None = None, split: str 
         return _DetectionCandidates(DetectionStore.open(path, dataset=dataset, split=split))
     if fmt == PROPOSAL_SCORES_FORMAT:
         return _ProposalCandidates(ProposalScoresStore.open(path, dataset=dataset, split=split))
-    raise DatasetError(f"format is {fmt!r}; pseudo GT is mined from {DETECTIONS_FORMAT!r} or "
+    raise ArtifactError(f"format is {fmt!r}; pseudo GT is mined from {DETECTIONS_FORMAT!r} or "
                        f"{PROPOSAL_SCORES_FORMAT!r} files", path=path)
 
 
@@ -282,12 +282,12 @@ class _ProposalCandidates(_Candidates):
 
 def _peek_format(path: Path) -> str:
     if not path.is_file():
-        raise DatasetError("scores file does not exist", path=path)
+        raise ArtifactError("scores file does not exist", path=path)
     try:
         with h5py.File(path, "r") as f:
             value = f.attrs.get("format")
     except OSError as exc:
-        raise DatasetError(f"cannot open as HDF5 ({exc})", path=path) from exc
+        raise ArtifactError(f"cannot open as HDF5 ({exc})", path=path) from exc
     return value.decode() if isinstance(value, bytes) else str(value)
 
 

@@ -18,7 +18,7 @@ from pathlib import Path
 
 from wsjds.data.classes import classes_for
 from wsjds.data.coco import COCODataset
-from wsjds.data.errors import DatasetError
+from wsjds.errors import DatasetError
 from wsjds.data.kinds import CHAIN_KINDS, open_split, root_kind
 from wsjds.evaluation.coco import IOU_TYPES, evaluate_coco, read_coco_detections
 from wsjds.evaluation.corloc import CORLOC_DEFINITIONS, CORLOC_IOU_THRESHOLD, DEFAULT_CORLOC_DEFINITION, evaluate_corloc

@@ -19,7 +19,7 @@ import logging
 from pathlib import Path
 
 from wsjds.crf import CRFParams
-from wsjds.data.errors import DatasetError
+from wsjds.errors import ArtifactError
 from wsjds.mask_store import BOX_VARIANTS, MODEL_VARIANTS, VARIANTS
 from wsjds.masks import CRF_LABEL_SETS
 
@@ -140,7 +140,7 @@ def run_export(args: argparse.Namespace) -> int:
         if args.annotations:
             dataset = COCODataset(args.annotations)
             if dataset.classes != store.classes:
-                raise DatasetError(f"annotation classes {list(dataset.classes)} differ from the masks' "
+                raise ArtifactError(f"annotation classes {list(dataset.classes)} differ from the masks' "
                                    f"{list(store.classes)}", path=args.annotations)
             category_ids = sorted(dataset.coco.getCatIds())
             known = [int(i) for i in dataset.ids]
@@ -190,7 +190,7 @@ def evaluate_instance_segmentation(annotations: str | Path, variants: dict[str, 
         elif not (np.array_equal(dets.boxes, first[1].boxes) and np.array_equal(dets.labels, first[1].labels)
                   and np.array_equal(dets.scores, first[1].scores)
                   and np.array_equal(dets.image_index, first[1].image_index)):
-            raise DatasetError(f"the detections differ from those of {first[0]}: every variant must mask the "
+            raise ArtifactError(f"the detections differ from those of {first[0]}: every variant must mask the "
                                "same detections", path=path)
         masks[name] = evaluate_coco(dataset, dets, "segm", segmentations).to_json()
     return {"metric": "coco_instance_segmentation", "annotations": str(annotations), "num_images": len(dataset),
@@ -205,7 +205,7 @@ def _model_and_images(args: argparse.Namespace, detections):
 
     settings, source = settings_and_split(args.settings, args.split)
     if tuple(settings["classes"]) != tuple(detections.classes):
-        raise DatasetError(f"the detections' classes {list(detections.classes)} differ from the run's "
+        raise ArtifactError(f"the detections' classes {list(detections.classes)} differ from the run's "
                            f"{settings['classes']} ({args.settings})", path=detections.path)
     if not settings["method"]["segmentation"]:
         raise SystemExit(f"wsjds masks run: method {settings['method_name']!r} has no segmentation branch; "

@@ -20,7 +20,7 @@ import logging
 from pathlib import Path
 
 from wsjds.data.kinds import CHAIN_KINDS
-from wsjds.data.errors import DatasetError
+from wsjds.errors import ArtifactError, UserError
 
 log = logging.getLogger(__name__)
 
@@ -158,7 +158,7 @@ def run_figure4(args: argparse.Namespace) -> int:
         raise SystemExit(f"wsjds report figure4: --images must be >= 1, got {args.images}")
     settings, source = settings_and_split(args.settings, args.split)
     if "frcnn" in settings or "cgl" not in settings:
-        raise DatasetError("figure4 needs a CGL run's settings (Fast R-CNN runs have no localization maps)",
+        raise ArtifactError("figure4 needs a CGL run's settings (Fast R-CNN runs have no localization maps)",
                            path=args.settings)
     device = resolve_device(args.device)
     model = trained_wsjds(settings, load_checkpoint(args.checkpoint)).to(device)
@@ -216,7 +216,7 @@ def run_ablation(args: argparse.Namespace) -> int:
     runs = [dataclasses.replace(run, failures=failures.get((run.method, run.seed))) for run in runs]
     try:
         summary = ablation_summary(args.dataset, args.seeds, runs, args.config_hash)
-    except DatasetError:
+    except UserError:
         raise
     except ValueError as exc:
         raise SystemExit(f"wsjds report ablation: {exc}") from None
@@ -235,5 +235,5 @@ def _read_instance_seg(path: str) -> dict:
     file = Path(path)
     data = read_json_file(file, "instance-segmentation metrics file")
     if not isinstance(data, dict) or "AP_r" not in data or "AP_b" not in data:
-        raise DatasetError("not a `wsjds masks evaluate` file: no AP_b / AP_r", path=file)
+        raise ArtifactError("not a `wsjds masks evaluate` file: no AP_b / AP_r", path=file)
     return data

@@ -1,12 +1,10 @@
 """Dataset readers (VOC devkit, COCO), the synthetic dataset generator and summaries."""
 
 from wsjds.data.classes import SYNTH_CLASSES, VOC_CLASSES, class_index, classes_for
-from wsjds.data.errors import DatasetError
 from wsjds.data.voc import Annotation, VOCDataset
 
 __all__ = [
     "Annotation",
-    "DatasetError",
     "SYNTH_CLASSES",
     "VOCDataset",
     "VOC_CLASSES",

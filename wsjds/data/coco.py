@@ -17,7 +17,7 @@ import numpy as np
 from pycocotools.coco import COCO
 
 from wsjds.boxes import xywh_to_xyxy
-from wsjds.data.errors import DatasetError
+from wsjds.errors import DatasetError
 from wsjds.data.images import read_rgb
 from wsjds.data.voc import Annotation
 

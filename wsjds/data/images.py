@@ -9,7 +9,7 @@ from typing import Iterator
 import numpy as np
 from PIL import Image, UnidentifiedImageError
 
-from wsjds.data.errors import DatasetError
+from wsjds.errors import DatasetError
 
 
 def read_rgb(path: str | Path, image_id: str | None = None,

@@ -25,7 +25,7 @@ from pathlib import Path
 import numpy as np
 
 from wsjds.data.classes import class_index
-from wsjds.data.errors import DatasetError
+from wsjds.errors import DatasetError
 from wsjds.data.images import check_image_header, image_header_size, read_rgb
 from wsjds.data.voc import Annotation, parse_annotation
 from wsjds.io import atomic_path, write_json

@@ -23,7 +23,7 @@ import numpy as np
 
 from wsjds.boxes import from_voc_xml
 from wsjds.data.classes import VOC_CLASSES, class_index
-from wsjds.data.errors import DatasetError
+from wsjds.errors import DatasetError
 from wsjds.data.images import check_image_header, read_label_map, read_rgb
 
 VOID_LABEL = 255

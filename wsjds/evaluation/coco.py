@@ -19,7 +19,7 @@ from pycocotools.cocoeval import COCOeval
 
 from wsjds.boxes import xyxy_to_xywh
 from wsjds.data.coco import COCODataset
-from wsjds.data.errors import DatasetError
+from wsjds.errors import ArtifactError
 from wsjds.evaluation.detections_io import (FlatDetections, load_json_list, parse_detections_list,
                                             read_detections)
 from wsjds.evaluation.result import MetricResult
@@ -86,11 +86,11 @@ def coco_results(dets: FlatDetections, category_ids: Sequence[int], iou_type: st
         return [{"image_id": i, "category_id": c, "bbox": b, "score": s}
                 for i, c, b, s in zip(ids, cats, xyxy_to_xywh(dets.boxes).tolist(), scores)]
     if segmentations is None or len(segmentations) != len(dets):
-        raise DatasetError("segm evaluation needs a 'segmentation' RLE for every detection", path=path)
+        raise ArtifactError("segm evaluation needs a 'segmentation' RLE for every detection", path=path)
     results = []
     for k, (i, c, s, rle) in enumerate(zip(ids, cats, scores, segmentations)):
         if not (isinstance(rle, dict) and "counts" in rle and "size" in rle):
-            raise DatasetError(f"detection {k}: 'segmentation' must be an RLE dict {{size, counts}}, found "
+            raise ArtifactError(f"detection {k}: 'segmentation' must be an RLE dict {{size, counts}}, found "
                                f"{type(rle).__name__}", path=path, image_id=str(i))
         results.append({"image_id": i, "category_id": c, "segmentation": rle, "score": s})
     return results
@@ -121,10 +121,10 @@ def _standard_to_package(entries: list, category_ids: Sequence[int], path: Path)
     converted = []
     for k, e in enumerate(entries):
         if not isinstance(e, dict) or type(e.get("image_id")) is not int:
-            raise DatasetError(f"detection {k}: a COCO results file needs integer image ids in every entry",
+            raise ArtifactError(f"detection {k}: a COCO results file needs integer image ids in every entry",
                                path=path)
         if e.get("category_id") not in index:
-            raise DatasetError(f"detection {k}: category_id {e.get('category_id')!r} is not in the annotation "
+            raise ArtifactError(f"detection {k}: category_id {e.get('category_id')!r} is not in the annotation "
                                f"file (ids {list(category_ids)[:10]}...)", path=path, image_id=str(e["image_id"]))
         converted.append({**e, "image_id": str(e["image_id"]), "category_id": index[e["category_id"]]})
     return converted

@@ -9,7 +9,7 @@ Accepted inputs (chosen by :func:`read_detections` from the path):
 * a directory of VOC devkit ``comp4_det_{split}_{class}.txt`` files (1-based inclusive boxes).
 
 Every entry is checked: an unknown image id, a class index out of range, a malformed box or a
-non-finite score raises :class:`DatasetError` naming the file and the image id. Input order is
+non-finite score raises :class:`ArtifactError` naming the file and the image id. Input order is
 kept: it is the tie-break order of equal scores in every metric.
 """
 
@@ -25,7 +25,7 @@ import h5py
 import numpy as np
 
 from wsjds.boxes import from_voc_xml, xywh_to_xyxy
-from wsjds.data.errors import DatasetError
+from wsjds.errors import ArtifactError
 from wsjds.detections import DETECTIONS_FORMAT, DetectionStore
 
 log = logging.getLogger(__name__)
@@ -77,12 +77,12 @@ def read_detections(path: str | Path, image_ids: Sequence[str], classes: Sequenc
             raise ValueError("reading a comp4 directory needs the split name")
         return read_comp4_dir(path, image_ids, classes, split)
     if not path.is_file():
-        raise DatasetError("detections file does not exist", path=path)
+        raise ArtifactError("detections file does not exist", path=path)
     if path.suffix.lower() in JSON_SUFFIXES:
         return read_detections_json(path, image_ids, classes)
     if path.suffix.lower() in HDF5_SUFFIXES or h5py.is_hdf5(path):
         return read_detections_hdf5(path, image_ids, classes)
-    raise DatasetError(f"unknown detections format (expected {', '.join(HDF5_SUFFIXES + JSON_SUFFIXES)} "
+    raise ArtifactError(f"unknown detections format (expected {', '.join(HDF5_SUFFIXES + JSON_SUFFIXES)} "
                        "or a directory of comp4 files)", path=path)
 
 
@@ -91,12 +91,12 @@ def read_detections_hdf5(path: str | Path, image_ids: Sequence[str], classes: Se
     index = {image_id: i for i, image_id in enumerate(image_ids)}
     with DetectionStore.open(path) as store:
         if tuple(store.classes) != tuple(classes):
-            raise DatasetError(f"{DETECTIONS_FORMAT} file has classes {list(store.classes)} but the dataset has "
+            raise ArtifactError(f"{DETECTIONS_FORMAT} file has classes {list(store.classes)} but the dataset has "
                                f"{list(classes)}", path=path)
         parts_index, parts_boxes, parts_scores, parts_labels = [], [], [], []
         for image_id, dets in store.items():
             if image_id not in index:
-                raise DatasetError("image id of the detections is not in the split", path=path, image_id=image_id)
+                raise ArtifactError("image id of the detections is not in the split", path=path, image_id=image_id)
             parts_index.append(np.full(len(dets), index[image_id], np.int64))
             parts_boxes.append(dets.boxes)
             parts_scores.append(dets.scores)
@@ -117,13 +117,13 @@ def read_detections_json(path: str | Path, image_ids: Sequence[str], classes: Se
 
 
 def load_json_list(path: Path) -> list:
-    """The JSON list in ``path``; anything else is a :class:`DatasetError` naming the file."""
+    """The JSON list in ``path``; anything else is a :class:`ArtifactError` naming the file."""
     try:
         entries = json.loads(path.read_text())
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise DatasetError(f"not valid JSON ({exc})", path=path) from exc
+        raise ArtifactError(f"not valid JSON ({exc})", path=path) from exc
     if not isinstance(entries, list):
-        raise DatasetError(f"expected a JSON list of detections, found {type(entries).__name__}", path=path)
+        raise ArtifactError(f"expected a JSON list of detections, found {type(entries).__name__}", path=path)
     return entries
 
 
@@ -172,15 +172,15 @@ def read_comp4_dir(directory: str | Path, image_ids: Sequence[str], classes: Seq
             if not fields:
                 continue
             if len(fields) != 6:
-                raise DatasetError(f"line {line_number}: expected 'image_id score xmin ymin xmax ymax', found "
+                raise ArtifactError(f"line {line_number}: expected 'image_id score xmin ymin xmax ymax', found "
                                    f"{line!r}", path=path, image_id=fields[0])
             if fields[0] not in index:
-                raise DatasetError(f"line {line_number}: image id is not in the split", path=path,
+                raise ArtifactError(f"line {line_number}: image id is not in the split", path=path,
                                    image_id=fields[0])
             try:
                 values = [float(v) for v in fields[1:]]
             except ValueError:
-                raise DatasetError(f"line {line_number}: expected numbers, found {line!r}", path=path,
+                raise ArtifactError(f"line {line_number}: expected numbers, found {line!r}", path=path,
                                    image_id=fields[0]) from None
             rows.append(index[fields[0]])
             scores.append(values[0])
@@ -203,7 +203,7 @@ def _validate(flat: FlatDetections, num_classes: int, path: Path) -> None:
                       (bad_box, "malformed box (non-finite, or negative width or height)")):
         if bad.any():
             k = int(np.flatnonzero(bad)[0])
-            raise DatasetError(f"detection {k}: {what}: category_id={int(flat.labels[k])}, score={flat.scores[k]}, "
+            raise ArtifactError(f"detection {k}: {what}: category_id={int(flat.labels[k])}, score={flat.scores[k]}, "
                                f"box={flat.boxes[k].tolist()}", path=path,
                                image_id=flat.image_ids[int(flat.image_index[k])])
 
@@ -213,7 +213,7 @@ def _xywh_checked(bbox: np.ndarray, path: Path, entry_id: Callable[[int], str]) 
     bad = ~np.isfinite(bbox).all(axis=1) | (bbox[:, 2] < 0) | (bbox[:, 3] < 0)
     if bad.any():
         k = int(np.flatnonzero(bad)[0])
-        raise DatasetError(f"detection {k}: malformed bbox {bbox[k].tolist()} (expected finite [x, y, w, h] "
+        raise ArtifactError(f"detection {k}: malformed bbox {bbox[k].tolist()} (expected finite [x, y, w, h] "
                            "with w >= 0 and h >= 0)", path=path, image_id=entry_id(k))
     return xywh_to_xyxy(bbox, np.float64)
 
@@ -224,29 +224,29 @@ def _raise_first_bad_entry(entries: list, index: dict[str, int], num_classes: in
         image_id = e.get("image_id") if isinstance(e, dict) else None
         shown = image_id if isinstance(image_id, str) else None
         if not isinstance(e, dict):
-            raise DatasetError(f"detection {k}: expected an object, found {type(e).__name__}", path=path)
+            raise ArtifactError(f"detection {k}: expected an object, found {type(e).__name__}", path=path)
         missing = [key for key in ("image_id", "category_id", "bbox", "score") if key not in e]
         if missing:
-            raise DatasetError(f"detection {k}: missing keys {missing}", path=path, image_id=shown)
+            raise ArtifactError(f"detection {k}: missing keys {missing}", path=path, image_id=shown)
         if not isinstance(image_id, str):
-            raise DatasetError(f"detection {k}: image_id must be a string (package convention), found "
+            raise ArtifactError(f"detection {k}: image_id must be a string (package convention), found "
                                f"{image_id!r}", path=path)
         if image_id not in index:
-            raise DatasetError(f"detection {k}: image id is not in the split", path=path, image_id=image_id)
+            raise ArtifactError(f"detection {k}: image id is not in the split", path=path, image_id=image_id)
         label = e["category_id"]
         if type(label) is not int or not 0 <= label < num_classes:
-            raise DatasetError(f"detection {k}: category_id must be an integer in [0, {num_classes}), found "
+            raise ArtifactError(f"detection {k}: category_id must be an integer in [0, {num_classes}), found "
                                f"{label!r}", path=path, image_id=image_id)
         bbox = e["bbox"]
         if (not isinstance(bbox, list) or len(bbox) != 4
                 or not all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in bbox)):
-            raise DatasetError(f"detection {k}: malformed bbox {bbox!r} (expected [x, y, w, h])", path=path,
+            raise ArtifactError(f"detection {k}: malformed bbox {bbox!r} (expected [x, y, w, h])", path=path,
                                image_id=image_id)
         score = e["score"]
         if not isinstance(score, (int, float)) or isinstance(score, bool):
-            raise DatasetError(f"detection {k}: score must be a number, found {score!r}", path=path,
+            raise ArtifactError(f"detection {k}: score must be a number, found {score!r}", path=path,
                                image_id=image_id)
-    raise DatasetError("malformed detections list", path=path)
+    raise ArtifactError("malformed detections list", path=path)
 
 
 def _log_coverage(path: Path, images_with_detections: int, num_images: int) -> None:

@@ -14,7 +14,7 @@ from typing import Callable, Iterable, Sequence
 
 import numpy as np
 
-from wsjds.data.errors import DatasetError
+from wsjds.errors import DatasetError
 from wsjds.data.images import read_label_map
 from wsjds.data.voc import VOID_LABEL, VOCDataset
 from wsjds.evaluation.result import MetricResult, mean_of_defined

@@ -36,7 +36,7 @@ from scipy.io.matlab import matfile_version
 from tqdm import tqdm
 
 from wsjds.boxes import from_matlab_yxyx, from_xyxy_inclusive
-from wsjds.data.errors import DatasetError
+from wsjds.errors import DatasetError
 from wsjds.proposals.dataset import ImageSource
 from wsjds.proposals.postprocess import ProposalPolicy, check_ids, format_ids, postprocess
 from wsjds.proposals.store import ProposalWriter

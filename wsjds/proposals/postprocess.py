@@ -13,7 +13,7 @@ from typing import Iterable, Sequence
 
 import numpy as np
 
-from wsjds.data.errors import DatasetError
+from wsjds.errors import DatasetError
 
 # How many ids an error message lists before it says "... and N more".
 _IDS_SHOWN = 10

@@ -15,7 +15,7 @@ from typing import Any, Callable, Mapping, Sequence
 import numpy as np
 from tqdm import tqdm
 
-from wsjds.data.errors import DatasetError
+from wsjds.errors import ArtifactError
 from wsjds.hdf5 import FieldSpec, Header, RaggedStore, RaggedWriter, TypedWriter
 from wsjds.proposals.postprocess import check_ids, validate_proposals
 
@@ -77,7 +77,7 @@ def merge_shards(shard_paths: Sequence[str | Path], out: str | Path, *, expected
         found: list[str] = []
         for store in stores:
             if store.header.source != first.source or _without_shard(store.parameters) != base_parameters:
-                raise DatasetError(
+                raise ArtifactError(
                     f"shard was made with source {store.header.source!r} and parameters "
                     f"{_without_shard(store.parameters)}, but {str(stores[0].path)!r} with {first.source!r} and "
                     f"{base_parameters}; rebuild the shards with one configuration", path=store.path)
@@ -93,7 +93,7 @@ def merge_shards(shard_paths: Sequence[str | Path], out: str | Path, *, expected
                 boxes, scores = store[image_id]
                 width, height = store.image_size(image_id)
                 if image_size is not None and image_size(image_id) != (width, height):
-                    raise DatasetError(f"stored image size {width}x{height} differs from the dataset's "
+                    raise ArtifactError(f"stored image size {width}x{height} differs from the dataset's "
                                        f"{image_size(image_id)[0]}x{image_size(image_id)[1]}",
                                        path=store.path, image_id=image_id)
                 validate_proposals(boxes, scores, width, height, max_per_image=max_per_image,

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from wsjds.data.errors import DatasetError
+from wsjds.errors import ArtifactError
 from wsjds.io import atomic_path
 from wsjds.report.paper import PAPER, PAPER_YEAR, PERCENT, TABLE1_WSOD_AP, TABLE2_FRCNN_AP, TABLE3_WSOD_CORLOC
 from wsjds.report.plotting import pyplot
@@ -49,7 +49,7 @@ def ablation_summary(dataset: str, seeds: Sequence[int], runs: Sequence[Ablation
 
     Every method needs a run for each of ``seeds`` and no other, and either all or none of its
     runs have a Fast R-CNN metrics file; a metrics file that is missing, malformed or holds no
-    defined mean raises DatasetError naming it. Methods keep the order of their first run.
+    defined mean raises ArtifactError naming it. Methods keep the order of their first run.
     """
     seeds = [int(s) for s in seeds]
     by_method = _runs_by_method(runs, seeds)
@@ -131,7 +131,7 @@ def _mean(path: str | Path, key: str) -> float:
     metric = "corloc" if key == "wsod_corloc" else "map"
     mean = read_metrics(path, metric)["mean"]
     if mean is None:
-        raise DatasetError(f"{metric} is undefined (no class has ground truth)", path=path)
+        raise ArtifactError(f"{metric} is undefined (no class has ground truth)", path=path)
     return float(mean)
 
 
@@ -145,7 +145,7 @@ def _failure_statistics(runs: Sequence[AblationRun]) -> dict[str, Any]:
         data = read_json_file(run.failures, "failure-modes file")
         if not isinstance(data, dict) or not isinstance(data.get("fractions"), dict) \
                 or any(o not in data["fractions"] for o in OUTCOMES):
-            raise DatasetError(f"not a failure-modes JSON of `wsjds evaluate failures` (needs fractions of "
+            raise ArtifactError(f"not a failure-modes JSON of `wsjds evaluate failures` (needs fractions of "
                                f"{list(OUTCOMES)})", path=run.failures)
         loaded[run.seed] = data
     stats = {o: _statistics({seed: float(data["fractions"][o] or 0.0) for seed, data in loaded.items()})

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from wsjds.data.errors import DatasetError
+from wsjds.errors import ArtifactError
 from wsjds.io import atomic_path
 from wsjds.report.paper import PAPER, PERCENT, PaperColumn, PaperReference
 
@@ -63,7 +63,7 @@ def metrics_table(title: str, wsod_map: Mapping[str, Any], wsod_corloc: Mapping[
     measured = {"wsod_map": wsod_map, "frcnn_map": frcnn_map, "wsod_corloc": wsod_corloc}
     for key, metrics in measured.items():
         if metrics is not None and set(metrics["per_class"]) != set(classes):
-            raise DatasetError(f"classes {sorted(metrics['per_class'])} differ from the WSOD mAP's {sorted(classes)}",
+            raise ArtifactError(f"classes {sorted(metrics['per_class'])} differ from the WSOD mAP's {sorted(classes)}",
                                path=sources.get(key))
     labels = {"wsod_map": "WSOD AP", "frcnn_map": "Fast R-CNN AP", "wsod_corloc": "WSOD CorLoc"}
     references = {"wsod_map": paper and paper.wsod_ap, "frcnn_map": paper and paper.frcnn_ap,
@@ -91,17 +91,17 @@ def class_order(metrics: Mapping[str, Any]) -> tuple[str, ...]:
 
 def read_metrics(path: str | Path, metric: str | None = None) -> dict[str, Any]:
     """A metrics JSON (``wsjds evaluate voc``), checked to hold ``metric`` / ``per_class`` / ``mean``
-    and, when ``metric`` is given, to be that metric. Bad input raises DatasetError naming the file."""
+    and, when ``metric`` is given, to be that metric. Bad input raises ArtifactError naming the file."""
     path = Path(path)
     data = read_json_file(path, "metrics file")
     missing = [key for key in METRIC_KEYS if not isinstance(data, dict) or key not in data]
     if missing:
-        raise DatasetError(f"not a metrics file: no {missing}", path=path)
+        raise ArtifactError(f"not a metrics file: no {missing}", path=path)
     if metric is not None and data["metric"] != metric:
-        raise DatasetError(f"holds metric {data['metric']!r}, expected {metric!r}", path=path)
+        raise ArtifactError(f"holds metric {data['metric']!r}, expected {metric!r}", path=path)
     values = [data["mean"], *data["per_class"].values()]
     if any(v is not None and not (isinstance(v, (int, float)) and 0.0 <= v <= 1.0) for v in values):
-        raise DatasetError("values must be fractions in [0, 1] or null", path=path)
+        raise ArtifactError("values must be fractions in [0, 1] or null", path=path)
     return data
 
 
@@ -155,7 +155,7 @@ def _paper_column(reference: PaperColumn, classes: Sequence[str], source: str | 
     values = reference.per_class()
     unknown = [name for name in classes if name not in values]
     if unknown:
-        raise DatasetError(f"classes {unknown} are not VOC classes; the paper's columns are for VOC2007",
+        raise ArtifactError(f"classes {unknown} are not VOC classes; the paper's columns are for VOC2007",
                            path=source)
     return Column(reference.label, f"{PAPER}, {reference.source}", {name: values[name] for name in classes},
                   reference.mean / PERCENT, paper=True)
@@ -196,11 +196,11 @@ li {{ margin: 0.2em 0; }}
 
 
 def read_json_file(path: str | Path, what: str) -> Any:
-    """The parsed JSON of ``path``; a missing or unparsable file raises DatasetError naming it."""
+    """The parsed JSON of ``path``; a missing or unparsable file raises ArtifactError naming it."""
     path = Path(path)
     if not path.is_file():
-        raise DatasetError(f"{what} does not exist", path=path)
+        raise ArtifactError(f"{what} does not exist", path=path)
     try:
         return json.loads(path.read_text())
     except json.JSONDecodeError as exc:
-        raise DatasetError(f"not valid JSON ({exc})", path=path) from None
+        raise ArtifactError(f"not valid JSON ({exc})", path=path) from None

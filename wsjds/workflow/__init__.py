@@ -14,7 +14,7 @@ from collections.abc import Mapping
 from pathlib import Path
 
 from wsjds.data.sources import missing_dataset_message, required_path
-from wsjds.errors import UserError
+from wsjds.errors import ConfigError, MissingDatasetError
 from wsjds.workflow.flags import cli_flags
 
 
@@ -25,14 +25,6 @@ DEFAULT_METHOD = "wsjds"   # the full method is the headline's default (design: 
 SEED_SUFFIX = "-seed"      # wsjds-seed12: method wsjds trained with seed 12 (the ablation's runs)
 _SEED = r"(?:0|[1-9][0-9]*)"   # no leading zeros: one name per seed
 _METHOD_NAME = re.compile(rf"(?P<method>[a-z][a-z0-9]*)(?:{SEED_SUFFIX}(?P<seed>{_SEED}))?")
-
-
-class MissingDatasetError(UserError, FileNotFoundError):
-    """A configured dataset is not on disk; the message says where it should be and what to do."""
-
-
-class ConfigError(UserError, ValueError):
-    """The config (config.yaml plus any --configfile) breaks the schema; the message names each key."""
 
 
 # Problems listed in one config error; a longer list is cut with its count.
