@@ -1,5 +1,6 @@
-"""Training in several processes (torch.distributed, gloo on CPU): the sums are in rank order, two
-processes train the same model as one at the same effective batch, a dying process stops the round
+"""Training in several processes (torch.distributed, gloo on CPU): the sums match hand-computed
+values, two processes train the same model as one at the same effective batch (bit for bit in
+visit order, to rounding in rank order), a dying process stops the round
 without a complete-looking checkpoint and the rerun resumes, and impossible world sizes fail first."""
 
 from __future__ import annotations

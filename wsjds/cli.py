@@ -31,6 +31,10 @@ COMMAND_MODULES: tuple[str, ...] = (
 )
 
 
+# The thread pools a torch process reads at start (OpenMP, MKL, OpenBLAS).
+THREAD_VARIABLES: tuple[str, ...] = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS")
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
@@ -50,7 +54,7 @@ def set_cpu_threads(threads: int) -> None:
     threads than its share ran about 10x slower."""
     if threads < 1:
         raise SystemExit(f"--threads must be at least 1, got {threads}")
-    for name in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
+    for name in THREAD_VARIABLES:
         os.environ[name] = str(threads)
     torch = sys.modules.get("torch")
     if torch is not None:

@@ -27,11 +27,10 @@ from typing import Any
 import torch
 import torch.distributed as dist
 
+from wsjds.cli import THREAD_VARIABLES
 from wsjds.errors import UserError
 
 log = logging.getLogger(__name__)
-
-THREAD_VARIABLES = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS")
 
 
 class DistributedError(UserError, RuntimeError):
@@ -144,7 +143,8 @@ class UpdateSum:
         """Call after each visit's backward."""
         if not self.keep_visits:
             return
-        self.visits.append(self._flat(self._collect_reached()))
+        self._collect_reached()
+        self.visits.append(self._flat())
         for parameter in self.parameters:
             parameter.grad = None
         for accumulator in self.accumulators:
@@ -183,7 +183,7 @@ class UpdateSum:
         rank, world_size = self.ranks.rank, self.ranks.world_size
         device = _collective_device()
         if rank == 0:
-            total = self._flat([True] * len(self.parameters)).to(device)
+            total = self._flat().to(device)
         else:
             total = torch.empty(self._size(), dtype=torch.float32, device=device)
             dist.recv(total, src=rank - 1)
@@ -204,15 +204,13 @@ class UpdateSum:
     def _size(self) -> int:
         return sum(p.numel() for p in self.parameters) + sum(a.numel() for a in self.accumulators)
 
-    def _collect_reached(self) -> list[bool]:
-        now = [p.grad is not None for p in self.parameters]
-        self.reached = [a or b for a, b in zip(self.reached, now)]
-        return now
+    def _collect_reached(self) -> None:
+        self.reached = [seen or p.grad is not None for seen, p in zip(self.reached, self.parameters)]
 
-    def _flat(self, now: list[bool]) -> torch.Tensor:
-        """Gradients (zeros for parameters ``now`` marks unreached), then accumulators, in one float32 vector."""
-        parts = [p.grad.reshape(-1) if hit and p.grad is not None
-                 else torch.zeros(p.numel(), dtype=p.dtype, device=p.device) for p, hit in zip(self.parameters, now)]
+    def _flat(self) -> torch.Tensor:
+        """Gradients (zeros for a parameter without one), then accumulators, in one float32 vector."""
+        parts = [p.grad.reshape(-1) if p.grad is not None else torch.zeros(p.numel(), dtype=p.dtype, device=p.device)
+                 for p in self.parameters]
         parts += [a.reshape(-1) for a in self.accumulators]
         return torch.cat([part.float() for part in parts])
 

@@ -6,7 +6,8 @@ own and a method without a segmentation branch still has the box baselines. Per 
 ``boxes`` (R, 4) float32 (package convention), ``scores`` (R,) float32, ``labels`` (R,) int64
 (0-based classes), copied from the input detections so the file is self-contained, and ``rle``
 (R,) the COCO RLE ``counts`` (compressed ASCII bytes, :func:`encode_rle`) of the (height, width)
-mask, the image size being the file's index. ``parameters`` holds the variant and how the masks were made.
+mask, the image size being the file's index. ``parameters`` holds the variant and how the masks
+were made.
 """
 
 from __future__ import annotations

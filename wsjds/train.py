@@ -3,8 +3,8 @@
 The run is a fixed sequence of image visits (wsjds.data.dataset); every ``effective_batch`` visits
 make one SGD update (gradient accumulation, so one device replays the authors' 4 GPUs x 1 image x
 32 recipe). With ``world_size`` processes (wsjds.distributed) each takes a fixed block of every
-update's visits and the gradients are summed in rank order, so any world size makes the same
-updates. The updates are split into ``rounds``; round k resumes from round k-1's checkpoint and
+update's visits and the gradients are added in visit order, as one process adds them, so any
+world size makes the same updates. The updates are split into ``rounds``; round k resumes from round k-1's checkpoint and
 writes its own. Inside a round, a partial checkpoint every ``checkpoint_every_updates`` lets a
 killed job resume where it stopped; dropout and augmentation are seeded per visit, so a resumed run
 gives the same weights as an uninterrupted one on CPU.
@@ -213,8 +213,7 @@ class Trainer:
                 merged.setdefault(name, []).extend(values)
         self.bad_images += bad
         self._bad_in_update = 0
-        if self.bad_images > self.cfg.max_bad_images:
-            raise TrainingError(f"more than {self.cfg.max_bad_images} images gave a non-finite loss")
+        self._check_bad_images(self.bad_images)
         self.task.after_update(self.visit, batch)
         self.sums.release_accumulators()
         self._set_lr(update - 1)
@@ -231,13 +230,16 @@ class Trainer:
             self._bad_in_update += 1
             log.warning("non-finite loss on image %s (visit %d): %s; skipped (%d so far)", sample.image_id,
                         sample.visit, objective.terms, self.bad_images + self._bad_in_update)
-            if self.bad_images + self._bad_in_update > self.cfg.max_bad_images:
-                raise TrainingError(f"more than {self.cfg.max_bad_images} images gave a non-finite loss")
+            self._check_bad_images(self.bad_images + self._bad_in_update)
             return
         (objective.loss / batch).backward(inputs=self.sums.parameters)
         self.sums.after_visit()
         for name, value in {"loss": float(objective.loss.detach()), **objective.terms, **objective.stats}.items():
             pending.setdefault(name, []).append(value)
+
+    def _check_bad_images(self, count: int) -> None:
+        if count > self.cfg.max_bad_images:
+            raise TrainingError(f"more than {self.cfg.max_bad_images} images gave a non-finite loss")
 
     def _scalar_row(self, update: int, pending: dict[str, list[float]]) -> dict[str, Any]:
         row: dict[str, Any] = {"round": self.round_number, "update": update, "visit": self.visit,
