@@ -2,21 +2,24 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 import pytest
 import torch
 
 from wsjds.data.classes import SYNTH_CLASSES
-from wsjds.errors import DatasetError
+from wsjds.errors import ArtifactError, DatasetError
 from wsjds.data.synthetic import SynthConfig, generate_dataset
+from wsjds.data.transforms import inference_views
 from wsjds.data.voc import VOCDataset
 from wsjds.detections import DetectionStore
-from wsjds.infer import InferenceConfig, detect_split, merge_detections, postprocess, proposal_scores, wsddn_scorer
+from wsjds.infer import InferenceConfig, detect_split, postprocess, proposal_scores, wsddn_scorer
 from wsjds.model.backbone import PixelConvention, VGGC5D
 from wsjds.model.wsddn import WSDDNHead
 from wsjds.model.wsjds import WSJDSModel
 from wsjds.proposals.store import ProposalWriter
-from wsjds.shards import shard_ids
+from wsjds.shards import merge_shards, shard_ids
 
 CFG = InferenceConfig(scales=(64, 80), max_side=200, flip=True, max_proposals=50, nms_iou=0.5,
                       max_detections=100, score_threshold=1e-9)
@@ -87,7 +90,7 @@ def test_shards_merge_into_the_unsharded_result(tiny_split, tmp_path):
         path = tmp_path / f"shard{index}.h5"
         detect_split(scorer, source, store, shard_ids(source.ids, index, 2), path, CFG, **kwargs)
         shards.append(path)
-    merge_detections(shards[::-1], tmp_path / "merged.h5", source.ids, dataset="synth", split="test")
+    merge_shards(DetectionStore, shards[::-1], tmp_path / "merged.h5", source.ids, dataset="synth", split="test")
     with DetectionStore.open(tmp_path / "all.h5") as whole, DetectionStore.open(tmp_path / "merged.h5") as merged:
         assert whole.image_ids == merged.image_ids == source.ids
         for image_id in source.ids:
@@ -96,5 +99,23 @@ def test_shards_merge_into_the_unsharded_result(tiny_split, tmp_path):
             np.testing.assert_array_equal(a.scores, b.scores)
             assert 0 < len(a) <= CFG.max_detections
     with pytest.raises(DatasetError, match="missing"):
-        merge_detections(shards[:1], tmp_path / "bad.h5", source.ids, dataset="synth", split="test")
+        merge_shards(DetectionStore, shards[:1], tmp_path / "bad.h5", source.ids, dataset="synth", split="test")
     assert not (tmp_path / "bad.h5").exists()
+    other = replace(CFG, nms_iou=0.25)   # a shard detected with other settings must not join the others
+    detect_split(scorer, source, store, shard_ids(source.ids, 1, 2), shards[1], other, **kwargs)
+    with pytest.raises(ArtifactError, match=r"shard1\.h5.*shard parameters .*'nms_iou': 0\.25.*differ from .*'nms_iou': 0\.5"):
+        merge_shards(DetectionStore, shards, tmp_path / "bad.h5", source.ids, dataset="synth", split="test")
+    assert not (tmp_path / "bad.h5").exists()
+
+
+def test_inference_views_are_scales_then_flips_and_map_boxes_back():
+    image = np.zeros((40, 60, 3), np.uint8)
+    boxes = np.array([[5, 8, 30, 20]], np.float32)
+    views = list(inference_views(image, boxes, (20, 30), max_side=40, flip=True))
+    # shorter side 20: factor 0.5 -> 30 x 20; shorter side 30 would make the longer 45 > 40: factor 2/3 -> 40 x 27
+    assert [(v.pixels.shape[:2], v.flipped) for v in views] == [((20, 30), False), ((20, 30), True),
+                                                              ((27, 40), False), ((27, 40), True)]
+    np.testing.assert_allclose(views[1].rois, [[15, 4, 27.5, 10]])      # x -> 30 - x after halving
+    np.testing.assert_allclose(views[2].box_scale, [40 / 60, 27 / 40] * 2, rtol=1e-6)
+    for view in views:
+        np.testing.assert_allclose(view.boxes_to_image(view.rois.copy()), boxes, rtol=1e-5)

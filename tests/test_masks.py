@@ -23,11 +23,12 @@ from wsjds.data.coco import COCODataset
 from wsjds.data.synthetic import SYNTH_CLASSES, SynthConfig, generate_dataset
 from wsjds.detections import DetectionWriter
 from wsjds.hdf5 import HDF5FormatError
-from wsjds.mask_store import (MaskStore, MaskWriter, decode_rle, encode_rle, merge_masks, rle_object,
+from wsjds.mask_store import (MaskStore, MaskWriter, decode_rle, encode_rle, rle_object,
                               to_coco_segm_results)
 from wsjds.masks import (MaskConfig, MaskParams, box_mask, box_window, class_probabilities, crf_class_maps,
                          crf_unary, cut_to_box, ellipse_mask, threshold_class_maps, write_masks)
 from wsjds.model.wsjds import build_model, weights_spec
+from wsjds.shards import merge_shards
 from wsjds.train import CHECKPOINT_FORMAT, CHECKPOINT_VERSION
 
 TINY_MODEL = {"backbone": "vgg_c5d", "trainable_stages": 0, "trunk_lr_mult": 1.0, "widths": [4, 4, 8, 8, 8], "fc_dim": 16, "weights": "scratch", "freeze_backbone": False,
@@ -277,8 +278,8 @@ def test_merge_names_missing_images(tiny_run, tmp_path):
                 str(tmp_path / "bb.0.h5")]) == 2
     assert not (tmp_path / "bb.h5").exists()
     with pytest.raises(ValueError, match=r"missing: \['000005', '000006'\]"):
-        merge_masks([tmp_path / "bb.0.h5"], tmp_path / "bb.h5", ("000003", "000004", "000005", "000006"),
-                    dataset="tiny", split="test")
+        merge_shards(MaskStore, [tmp_path / "bb.0.h5"], tmp_path / "bb.h5", ("000003", "000004", "000005", "000006"),
+                     dataset="tiny", split="test")
 
 
 def test_model_variants_need_the_model(tiny_run, tmp_path):

@@ -6,7 +6,8 @@ import numpy as np
 import pytest
 
 from wsjds.errors import DatasetError
-from wsjds.proposals.postprocess import ProposalPolicy, check_ids, postprocess, validate_proposals
+from wsjds.image_ids import check_ids
+from wsjds.proposals.postprocess import ProposalPolicy, postprocess, validate_proposals
 
 POLICY = ProposalPolicy(min_side=20, max_per_image=3)
 

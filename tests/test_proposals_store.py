@@ -9,7 +9,7 @@ from proposal_helpers import make_voc
 from wsjds.boxes import BOX_CONVENTION
 from wsjds.errors import ArtifactError, DatasetError
 from wsjds.hdf5 import FieldSpec, Header, HDF5FormatError, write_ragged
-from wsjds.proposals import PROPOSALS_FORMAT, ProposalStore, ProposalWriter, merge_shards
+from wsjds.proposals import PROPOSALS_FORMAT, ProposalStore, ProposalWriter, merge_proposal_shards
 
 SIZES = {"a": (50, 40), "b": (60, 30), "c": (20, 20)}
 BOXES = {"a": [[0, 0, 50, 40], [1, 1, 30, 20]], "b": [[10, 5, 60, 30]], "c": [[0, 0, 10, 10]]}
@@ -55,8 +55,8 @@ def test_merge_joins_shards_in_split_order(tmp_path):
     s0 = _shard(tmp_path / "s0.h5", ["c"], "0/2")
     s1 = _shard(tmp_path / "s1.h5", ["a", "b"], "1/2")
     out = tmp_path / "all.h5"
-    assert merge_shards([s1, s0], out, expected_ids=["a", "b", "c"], dataset="tiny", split="trainval",
-                        image_size=SIZES.__getitem__, progress=False) == 3
+    assert merge_proposal_shards([s1, s0], out, expected_ids=["a", "b", "c"], dataset="tiny", split="trainval",
+                                 image_size=SIZES.__getitem__, progress=False) == 3
     with ProposalStore.open(out) as store:
         assert store.image_ids == ("a", "b", "c")
         assert "shard" not in store.parameters and store.parameters["mode"] == "fast"
@@ -67,8 +67,8 @@ def test_merge_names_missing_and_duplicated_ids(tmp_path):
     s0 = _shard(tmp_path / "s0.h5", ["a", "b"], "0/2")
     s1 = _shard(tmp_path / "s1.h5", ["b"], "1/2")
     with pytest.raises(DatasetError, match=r"s0\.h5, .*s1\.h5.*missing: \['c'\].*duplicated: \['b'\]"):
-        merge_shards([s0, s1], tmp_path / "all.h5", expected_ids=["a", "b", "c"], dataset="tiny",
-                     split="trainval", progress=False)
+        merge_proposal_shards([s0, s1], tmp_path / "all.h5", expected_ids=["a", "b", "c"], dataset="tiny",
+                              split="trainval", progress=False)
     assert not (tmp_path / "all.h5").exists()
 
 
@@ -76,23 +76,23 @@ def test_merge_refuses_mixed_configurations_and_wrong_sizes(tmp_path):
     s0 = _shard(tmp_path / "s0.h5", ["a"], "0/2")
     s1 = _shard(tmp_path / "s1.h5", ["b", "c"], "1/2", parameters={**PARAMETERS, "mode": "quality"})
     with pytest.raises(ArtifactError, match=r"s1\.h5.*rebuild the shards with one configuration"):
-        merge_shards([s0, s1], tmp_path / "all.h5", expected_ids=["a", "b", "c"], dataset="tiny",
-                     split="trainval", progress=False)
+        merge_proposal_shards([s0, s1], tmp_path / "all.h5", expected_ids=["a", "b", "c"], dataset="tiny",
+                              split="trainval", progress=False)
     s1 = _shard(tmp_path / "s1.h5", ["b", "c"], "1/2")
     with pytest.raises(ArtifactError, match=r"image id 'b'.*stored image size 60x30 differs from the dataset's 61x30"):
-        merge_shards([s0, s1], tmp_path / "all.h5", expected_ids=["a", "b", "c"], dataset="tiny",
-                     split="trainval", image_size=lambda i: (61, 30) if i == "b" else SIZES[i], progress=False)
+        merge_proposal_shards([s0, s1], tmp_path / "all.h5", expected_ids=["a", "b", "c"], dataset="tiny",
+                              split="trainval", image_size=lambda i: (61, 30) if i == "b" else SIZES[i], progress=False)
     other = _shard(tmp_path / "o.h5", ["b", "c"], "1/2", dataset="voc07")
     with pytest.raises(HDF5FormatError, match="dataset is 'voc07' but expected 'tiny'"):
-        merge_shards([s0, other], tmp_path / "all.h5", expected_ids=["a", "b", "c"], dataset="tiny",
-                     split="trainval", progress=False)
+        merge_proposal_shards([s0, other], tmp_path / "all.h5", expected_ids=["a", "b", "c"], dataset="tiny",
+                              split="trainval", progress=False)
 
 
 def test_merge_revalidates_boxes(tmp_path):
     s0 = _shard(tmp_path / "s0.h5", ["a", "b", "c"], "0/1", sizes={**SIZES, "c": (5, 5)})
     with pytest.raises(DatasetError, match=r"image id 'c'.*outside the 5x5 image"):
-        merge_shards([s0], tmp_path / "all.h5", expected_ids=["a", "b", "c"], dataset="tiny", split="trainval",
-                     progress=False)
+        merge_proposal_shards([s0], tmp_path / "all.h5", expected_ids=["a", "b", "c"], dataset="tiny", split="trainval",
+                              progress=False)
 
 
 def test_cli_reports_bad_input_with_exit_code_2(tmp_path, caplog):

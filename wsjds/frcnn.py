@@ -15,7 +15,6 @@ from contextlib import nullcontext
 from pathlib import Path
 from typing import Any
 
-import cv2
 import numpy as np
 import torch
 import torch.nn.functional as F
@@ -27,13 +26,14 @@ from torchvision.ops import roi_pool
 from wsjds.cgl.objective import Objective
 from wsjds.data.dataset import Sample
 from wsjds.data.images import read_rgb, rgb_tensor
-from wsjds.data.transforms import hflip, scale_factor
+from wsjds.data.transforms import inference_views
 from wsjds.infer import InferenceConfig
 from wsjds.model.backbone import PixelConvention
 from wsjds.model.backbones import build_backbone
 from wsjds.model.feature_cache import FrozenFeatureCache
 from wsjds.model.trunk import LayeredTrunk
 from wsjds.model.wsjds import Normalise, weights_spec
+from wsjds.model.wsddn import caffe_rois
 
 
 class FastRCNN(nn.Module):
@@ -141,21 +141,12 @@ def frcnn_scores(model: FastRCNN, image: np.ndarray, boxes: np.ndarray, cfg: Inf
     model.eval()
     height, width = image.shape[:2]
     total_scores, total_boxes, passes = None, None, 0
-    for scale in cfg.scales:
-        factor = scale_factor(height, width, scale, cfg.max_side)
-        new_w, new_h = max(1, int(round(width * factor))), max(1, int(round(height * factor)))
-        resized = cv2.resize(image, (new_w, new_h), interpolation=cv2.INTER_LINEAR)
-        rois = boxes * np.array([new_w / width, new_h / height] * 2, np.float32)
-        for flipped in ((False, True) if cfg.flip else (False,)):
-            pixel_array, pass_rois = hflip(resized, rois) if flipped else (resized, rois)
-            probs, decoded = model(rgb_tensor(pixel_array)[None].to(device), torch.from_numpy(pass_rois).to(device))
-            decoded = decoded.float().cpu().numpy()
-            if flipped:
-                decoded[..., [0, 2]] = new_w - decoded[..., [2, 0]]
-            decoded /= np.array([new_w / width, new_h / height] * 2, np.float32)
-            total_scores = probs.float().cpu().numpy() + (0 if total_scores is None else total_scores)
-            total_boxes = decoded + (0 if total_boxes is None else total_boxes)
-            passes += 1
+    for view in inference_views(image, boxes, cfg.scales, cfg.max_side, cfg.flip):
+        probs, decoded = model(rgb_tensor(view.pixels)[None].to(device), torch.from_numpy(view.rois).to(device))
+        decoded = view.boxes_to_image(decoded.float().cpu().numpy())
+        total_scores = probs.float().cpu().numpy() + (0 if total_scores is None else total_scores)
+        total_boxes = decoded + (0 if total_boxes is None else total_boxes)
+        passes += 1
     scores, out_boxes = total_scores / passes, total_boxes / passes
     out_boxes[..., [0, 2]] = out_boxes[..., [0, 2]].clip(0, width)
     out_boxes[..., [1, 3]] = out_boxes[..., [1, 3]].clip(0, height)
@@ -172,9 +163,9 @@ class _RoIPool(nn.Module):
 
     def forward(self, features: dict[str, torch.Tensor], proposals: list[torch.Tensor],
                 image_shapes: list[tuple[int, int]]) -> torch.Tensor:
-        rois = torch.cat([torch.cat([torch.full((len(p), 1), float(i), device=p.device, dtype=p.dtype),
-                                     p[:, :2], p[:, 2:] - 1.0], dim=1) for i, p in enumerate(proposals)])
-        return roi_pool(features["0"], rois, self.output_size, self.spatial_scale)
+        batch_index = torch.cat([torch.full((len(p),), i, device=p.device) for i, p in enumerate(proposals)])
+        return roi_pool(features["0"], caffe_rois(torch.cat(proposals), batch_index), self.output_size,
+                        self.spatial_scale)
 
 
 class PseudoGTImages:

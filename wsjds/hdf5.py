@@ -333,6 +333,15 @@ class RaggedFile:
         names = self.fields if fields is None else tuple(fields)
         return {name: self._datasets[name][start:stop] for name in names}
 
+    def field_specs(self) -> dict[str, FieldSpec]:
+        """``{field: FieldSpec}`` as stored, in the file's field order (to write a file of the same layout)."""
+        return {name: FieldSpec(ds.dtype, tuple(ds.shape[1:])) for name, ds in self._datasets.items()}
+
+    @property
+    def compression(self) -> str | None:
+        """The fields' HDF5 compression filter (:class:`RaggedWriter` gives all fields the same)."""
+        return next(iter(self._datasets.values())).compression
+
     def image_size(self, image_id: str) -> tuple[int, int]:
         """``(width, height)`` of one image as stored."""
         row = self._index(image_id)
@@ -435,6 +444,14 @@ class RaggedStore:
 
     def num_rows(self, image_id: str) -> int:
         return self._ragged.num_rows(image_id)
+
+    def rows(self, image_id: str) -> dict[str, np.ndarray]:
+        """Every field's rows of one image, untyped (``{field: (K, ...) array}``): what a merge copies."""
+        return self._ragged.read(image_id)
+
+    @property
+    def ragged_file(self) -> RaggedFile:
+        return self._ragged
 
 
 def _as_str(value: Any) -> str:

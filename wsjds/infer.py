@@ -15,17 +15,15 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import cv2
 import numpy as np
 import torch
 from torchvision.ops import batched_nms
 from tqdm import tqdm
 
 from wsjds.data.images import rgb_tensor
-from wsjds.data.transforms import hflip, scale_factor
-from wsjds.detections import DetectionStore, DetectionWriter, ProposalScoresWriter
+from wsjds.data.transforms import inference_views
+from wsjds.detections import DetectionWriter, ProposalScoresWriter
 from wsjds.model.wsjds import WSJDSModel
-from wsjds.proposals.postprocess import check_ids
 from wsjds.proposals.store import ProposalStore
 
 log = logging.getLogger(__name__)
@@ -53,21 +51,14 @@ class InferenceConfig:
 def proposal_scores(model: WSJDSModel, image: np.ndarray, boxes: np.ndarray, scores: np.ndarray,
                     cfg: InferenceConfig, device: torch.device) -> np.ndarray:
     """Mean over the test-time passes of x_rc: (R, C) float32 for ``boxes`` (R, 4) of ``image`` (H, W, 3) RGB."""
-    height, width = image.shape[:2]
     total = None
     passes = 0
-    for scale in cfg.scales:
-        factor = scale_factor(height, width, scale, cfg.max_side)
-        new_w, new_h = max(1, int(round(width * factor))), max(1, int(round(height * factor)))
-        resized = cv2.resize(image, (new_w, new_h), interpolation=cv2.INTER_LINEAR)
-        rois = boxes * np.array([new_w / width, new_h / height] * 2, np.float32)
-        for flipped in ((False, True) if cfg.flip else (False,)):
-            pixels, pass_rois = hflip(resized, rois) if flipped else (resized, rois)
-            out = model(rgb_tensor(pixels)[None].to(device), torch.from_numpy(pass_rois).to(device),
-                        torch.from_numpy(scores).to(device) if model.detection.score_boost else None)
-            x = out.det.x.float().cpu()
-            total = x if total is None else total + x
-            passes += 1
+    for view in inference_views(image, boxes, cfg.scales, cfg.max_side, cfg.flip):
+        out = model(rgb_tensor(view.pixels)[None].to(device), torch.from_numpy(view.rois).to(device),
+                    torch.from_numpy(scores).to(device) if model.detection.score_boost else None)
+        x = out.det.x.float().cpu()
+        total = x if total is None else total + x
+        passes += 1
     return (total / passes).numpy()
 
 
@@ -120,26 +111,3 @@ def detect_split(scorer: Scorer, source, proposals: str | Path, image_ids: Seque
             if raw_writer is not None:
                 raw_writer.append(image_id, width, height, boxes, x)
     return len(image_ids)
-
-
-def merge_detections(shards: Sequence[str | Path], out: str | Path, expected_ids: Sequence[str], *,
-                     dataset: str, split: str) -> int:
-    """Join detection shards into one store in split order; every id exactly once."""
-    stores = [DetectionStore.open(p, dataset=dataset, split=split) for p in shards]
-    try:
-        owner = {}
-        found = []
-        for store in stores:
-            found += list(store.image_ids)
-            owner.update({i: store for i in store.image_ids})
-        check_ids(found, expected_ids, path=", ".join(map(str, shards)), split=split)
-        first = stores[0].header
-        with DetectionWriter(out, dataset=dataset, split=split, classes=stores[0].classes, source=first.source,
-                             parameters=dict(first.parameters)) as writer:
-            for image_id in expected_ids:
-                det = owner[image_id][image_id]
-                writer.append(image_id, *owner[image_id].image_size(image_id), det.boxes, det.scores, det.labels)
-        return len(expected_ids)
-    finally:
-        for store in stores:
-            store.close()

@@ -26,7 +26,6 @@ from wsjds.boxes import xyxy_to_xywh
 from wsjds.errors import ArtifactError
 from wsjds.hdf5 import FieldSpec, Header, RaggedStore, RaggedWriter, TypedWriter, VLEN_BYTES
 from wsjds.io import atomic_path
-from wsjds.proposals.postprocess import check_ids
 
 log = logging.getLogger(__name__)
 
@@ -134,34 +133,6 @@ class MaskWriter(TypedWriter):
         self._writer.append(image_id, width, height, boxes=boxes, scores=np.asarray(scores, np.float32).reshape(-1),
                             labels=np.asarray(labels, np.int64).reshape(-1),
                             rle=np.array(list(rle), dtype=object).reshape(-1))
-
-
-def merge_masks(shards: Sequence[str | Path], out: str | Path, expected_ids: Sequence[str], *, dataset: str,
-                split: str) -> int:
-    """Join mask shards of one variant into one file in ``expected_ids`` order; every id exactly once,
-    and the shards' classes and parameters must agree. Returns the number of images."""
-    stores = [MaskStore.open(p, dataset=dataset, split=split) for p in shards]
-    try:
-        first = stores[0]
-        for store in stores[1:]:
-            if store.classes != first.classes or dict(store.parameters) != dict(first.parameters):
-                raise ArtifactError(f"mask shard differs from {first.path} in its classes or parameters "
-                                   f"({dict(store.parameters)} vs {dict(first.parameters)})", path=store.path)
-        owner: dict[str, MaskStore] = {}
-        found: list[str] = []
-        for store in stores:
-            found += list(store.image_ids)
-            owner.update({i: store for i in store.image_ids})
-        check_ids(found, expected_ids, path=", ".join(map(str, shards)), split=split)
-        with MaskWriter(out, dataset=dataset, split=split, classes=first.classes, source=first.header.source,
-                        parameters=dict(first.parameters)) as writer:
-            for image_id in expected_ids:
-                m = owner[image_id][image_id]
-                writer.append(image_id, m.width, m.height, m.boxes, m.scores, m.labels, m.rle)
-        return len(expected_ids)
-    finally:
-        for store in stores:
-            store.close()
 
 
 def to_coco_segm_results(store: MaskStore, out: str | Path, category_ids: Sequence[int] | None = None,

@@ -31,14 +31,13 @@ from contextlib import ExitStack
 from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING, Any
 
-import cv2
 import numpy as np
 from tqdm import tqdm
 
 from wsjds.crf import CRFParams, dense_crf
 from wsjds.errors import ArtifactError
 from wsjds.data.images import rgb_tensor
-from wsjds.data.transforms import scale_factor
+from wsjds.data.transforms import resize
 from wsjds.mask_store import MODEL_VARIANTS, VARIANTS, MaskWriter, encode_rle
 
 if TYPE_CHECKING:   # torch loads only when masks are made, so the CLI starts fast
@@ -134,9 +133,7 @@ def class_probabilities(model: torch.nn.Module, image: np.ndarray, params: MaskP
     if getattr(model, "segmentation", None) is None:
         raise ValueError("the model has no segmentation branch: CRF masks need one (use the bb / ell baselines)")
     height, width = image.shape[:2]
-    factor = scale_factor(height, width, params.scale, params.max_side)
-    size = (max(1, int(round(width * factor))), max(1, int(round(height * factor))))
-    resized = cv2.resize(image, size, interpolation=cv2.INTER_LINEAR)
+    resized, _ = resize(image, params.scale, params.max_side)
     total = None
     passes = (False, True) if params.flip else (False,)
     for flipped in passes:

@@ -69,10 +69,12 @@ def run_detect(args: argparse.Namespace) -> int:
 
 
 def run_merge(args: argparse.Namespace) -> int:
-    from wsjds.infer import merge_detections
+    from wsjds.detections import DetectionStore
+    from wsjds.shards import merge_shards
 
     settings, source = settings_and_split(args.settings, args.split)
-    count = merge_detections(args.shards, args.out, source.ids, dataset=settings["dataset"]["name"], split=args.split)
+    count = merge_shards(DetectionStore, args.shards, args.out, source.ids, dataset=settings["dataset"]["name"],
+                         split=args.split)
     log.info("merged %d shards: %d images -> %s", len(args.shards), count, args.out)
     return 0
 

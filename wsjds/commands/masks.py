@@ -121,12 +121,13 @@ def run_masks(args: argparse.Namespace) -> int:
 
 def run_merge(args: argparse.Namespace) -> int:
     from wsjds.detections import DetectionStore
-    from wsjds.mask_store import merge_masks
+    from wsjds.mask_store import MaskStore
+    from wsjds.shards import merge_shards
 
     with DetectionStore.open(args.detections) as detections:
         header = detections.header
         ids = detections.image_ids
-    count = merge_masks(args.shards, args.out, ids, dataset=header.dataset, split=header.split)
+    count = merge_shards(MaskStore, args.shards, args.out, ids, dataset=header.dataset, split=header.split)
     log.info("merged %d mask shards: %d images -> %s", len(args.shards), count, args.out)
     return 0
 

@@ -14,7 +14,7 @@ from wsjds.proposals.dataset import DATASET_KINDS, open_image_source
 from wsjds.proposals.importers import FORMATS, import_proposals
 from wsjds.proposals.postprocess import ProposalPolicy
 from wsjds.proposals.selective_search import MODES, SelectiveSearchParams, compute_shard, set_num_threads
-from wsjds.proposals.store import merge_shards
+from wsjds.proposals.store import merge_proposal_shards
 from wsjds.shards import parse_shard, shard_ids
 
 log = logging.getLogger(__name__)
@@ -78,8 +78,8 @@ def _run_compute(args: argparse.Namespace) -> int:
 
 def _run_merge(args: argparse.Namespace) -> int:
     source = open_image_source(args.kind, args.root, args.split)
-    merge_shards(args.shards, args.out, expected_ids=source.ids, dataset=args.dataset, split=args.split,
-                 image_size=source.image_size, progress=args.progress)
+    merge_proposal_shards(args.shards, args.out, expected_ids=source.ids, dataset=args.dataset, split=args.split,
+                          image_size=source.image_size, progress=args.progress)
     return 0
 
 

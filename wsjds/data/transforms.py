@@ -1,12 +1,14 @@
-"""Training augmentation of the authors' recipe (reference §5), applied to an image and its boxes together.
+"""Image transforms applied to an image and its boxes together: the training augmentation of the
+authors' recipe (reference §5) and the test-time views (scales x flips).
 
-Order as in the authors' loader: horizontal flip, HSV saturation/exposure jitter, random crop of a
-fixed fraction of each side, then rescaling so the shorter side is one of the training scales (the
-longer side capped). Boxes stay in the package convention throughout.
+Augmentation order as in the authors' loader: horizontal flip, HSV saturation/exposure jitter,
+random crop of a fixed fraction of each side, then rescaling so the shorter side is one of the
+training scales (the longer side capped). Boxes stay in the package convention throughout.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 
 import cv2
@@ -124,14 +126,49 @@ def crop_boxes(boxes: np.ndarray, window: tuple[int, int, int, int], min_box_sid
     return shifted[keep], keep
 
 
+@dataclass(frozen=True)
+class InferenceView:
+    """One test-time pass over an image: ``pixels`` (h, w, 3) and the boxes ``rois`` (R, 4) in its
+    coordinates; ``box_scale`` (4,) maps original boxes to the resized, unflipped image."""
+
+    pixels: np.ndarray
+    rois: np.ndarray
+    box_scale: np.ndarray
+    flipped: bool
+
+    def boxes_to_image(self, boxes: np.ndarray) -> np.ndarray:
+        """Boxes (..., 4) predicted in this view back to the original image's coordinates (in place)."""
+        if self.flipped:
+            boxes[..., [0, 2]] = self.pixels.shape[1] - boxes[..., [2, 0]]
+        boxes /= self.box_scale
+        return boxes
+
+
+def inference_views(image: np.ndarray, boxes: np.ndarray, scales: Sequence[int], max_side: int,
+               flip: bool) -> Iterator[InferenceView]:
+    """The test-time passes, scales outer and flips inner: every scale unflipped, then flipped."""
+    for scale in scales:
+        resized, box_scale = resize(image, scale, max_side)
+        rois = boxes * box_scale
+        for flipped in ((False, True) if flip else (False,)):
+            pixels, view_rois = hflip(resized, rois) if flipped else (resized, rois)
+            yield InferenceView(pixels, view_rois, box_scale, flipped)
+
+
 def rescale(image: np.ndarray, boxes: np.ndarray, shorter_side: int, max_side: int) -> tuple[np.ndarray, np.ndarray]:
-    """Resize so the shorter side is ``shorter_side`` unless the longer would exceed ``max_side``."""
+    """:func:`resize` an image with its boxes (R, 4)."""
+    resized, box_scale = resize(image, shorter_side, max_side)
+    return resized, (boxes * box_scale).astype(np.float32)
+
+
+def resize(image: np.ndarray, shorter_side: int, max_side: int) -> tuple[np.ndarray, np.ndarray]:
+    """Resize so the shorter side is ``shorter_side`` unless the longer would exceed ``max_side``.
+    Returns the image and ``box_scale`` (4,) float32, ``[w'/W, h'/H, w'/W, h'/H]``, that maps boxes."""
     height, width = image.shape[:2]
     factor = scale_factor(height, width, shorter_side, max_side)
     new_w, new_h = max(1, int(round(width * factor))), max(1, int(round(height * factor)))
     resized = cv2.resize(image, (new_w, new_h), interpolation=cv2.INTER_LINEAR)
-    scaled = boxes * np.array([new_w / width, new_h / height, new_w / width, new_h / height], np.float32)
-    return resized, scaled.astype(np.float32)
+    return resized, np.array([new_w / width, new_h / height] * 2, np.float32)
 
 
 def scale_factor(height: int, width: int, shorter_side: int, max_side: int) -> float:

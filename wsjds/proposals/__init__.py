@@ -6,9 +6,10 @@ boxes in the package convention and (K,) float32 scores, highest first.
 
 from wsjds.proposals.dataset import DATASET_KINDS, ImageSource, open_image_source
 from wsjds.proposals.importers import FORMATS, UnsafePickleError, import_proposals, load_mat, load_pickle, read_proposals
-from wsjds.proposals.postprocess import ProposalPolicy, check_ids, postprocess, validate_proposals
+from wsjds.proposals.postprocess import ProposalPolicy, postprocess, validate_proposals
 from wsjds.proposals.selective_search import MODES, SelectiveSearchParams, compute_shard, selective_search
-from wsjds.proposals.store import PROPOSALS_FORMAT, PROPOSALS_VERSION, ProposalStore, ProposalWriter, merge_shards
+from wsjds.proposals.store import (PROPOSALS_FORMAT, PROPOSALS_VERSION, ProposalStore, ProposalWriter,
+                                   merge_proposal_shards)
 from wsjds.shards import parse_shard, shard_ids
 
 __all__ = [
@@ -23,12 +24,11 @@ __all__ = [
     "ProposalWriter",
     "SelectiveSearchParams",
     "UnsafePickleError",
-    "check_ids",
     "compute_shard",
     "import_proposals",
     "load_mat",
     "load_pickle",
-    "merge_shards",
+    "merge_proposal_shards",
     "open_image_source",
     "parse_shard",
     "postprocess",

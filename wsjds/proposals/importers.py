@@ -38,7 +38,8 @@ from tqdm import tqdm
 from wsjds.boxes import from_matlab_yxyx, from_xyxy_inclusive
 from wsjds.errors import DatasetError
 from wsjds.proposals.dataset import ImageSource
-from wsjds.proposals.postprocess import ProposalPolicy, check_ids, format_ids, postprocess
+from wsjds.image_ids import check_ids, format_ids
+from wsjds.proposals.postprocess import ProposalPolicy, postprocess
 from wsjds.proposals.store import ProposalWriter
 
 log = logging.getLogger(__name__)

@@ -24,12 +24,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-import cv2
 import numpy as np
 
 from wsjds.cgl.seeds import IGNORE
 from wsjds.data.images import rgb_tensor
-from wsjds.data.transforms import scale_factor
+from wsjds.data.transforms import resize
 from wsjds.io import atomic_path
 from wsjds.report.plotting import pyplot
 
@@ -161,10 +160,8 @@ def cgl_steps(model: "WSJDSModel", image_id: str, image: np.ndarray, annotation,
     if len(proposals) == 0:
         raise ValueError(f"image {image_id!r} has no proposals")
     height, width = image.shape[:2]
-    factor = scale_factor(height, width, settings.scale, settings.max_side)
-    new_w, new_h = max(1, int(round(width * factor))), max(1, int(round(height * factor)))
-    resized = cv2.resize(image, (new_w, new_h), interpolation=cv2.INTER_LINEAR)
-    to_input = np.array([new_w / width, new_h / height] * 2, np.float32)
+    resized, to_input = resize(image, settings.scale, settings.max_side)
+    new_h, new_w = resized.shape[:2]
     labels_np = np.asarray(labels, np.float32)
     model.eval()
     tensor = rgb_tensor(resized)[None]
