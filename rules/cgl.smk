@@ -1,6 +1,6 @@
-# Training runs: CGL ({run} = {method}) and Fast R-CNN retraining on pseudo GT ({run} =
-# {method}/frcnn). One job per round, each resuming from the previous round's checkpoint. A model
+# CGL training runs: one job per round, each resuming from the previous round's checkpoint. A model
 # whose weights entry names a pretraining recipe first gets its trunk from rule pretrain_trunk.
+# Fast R-CNN retraining on the pseudo GT has its own rules (frcnn.smk).
 
 
 rule pretrain_settings:
@@ -38,11 +38,11 @@ rule pretrain_trunk:
 
 rule train_settings:
     output:
-        "results/{ds}/{run}/settings.json",
+        "results/{ds}/{method}/settings.json",
     params:
-        settings=resolved_run_settings,
+        settings=lambda wildcards: wf.train_settings(config, wildcards.ds, wildcards.method),
     log:
-        "logs/{ds}/{run}/train_settings.log",
+        "logs/{ds}/{method}/train_settings.log",
     localrule: True
     run:
         write_json(output[0], params.settings)
@@ -50,35 +50,31 @@ rule train_settings:
 
 rule train_round:
     input:
-        unpack(frcnn_inputs),
-        settings="results/{ds}/{run}/settings.json",
-        pretrained=lambda wildcards: wf.pretrained_inputs(wf.run_settings(config, wildcards.ds, wildcards.run)),
+        settings="results/{ds}/{method}/settings.json",
+        pretrained=lambda wildcards: wf.pretrained_inputs(wf.train_settings(config, wildcards.ds, wildcards.method)),
         proposals=train_proposals,
-        previous=previous_round,
+        previous=lambda wildcards: previous_round(wildcards, wildcards.method),
     output:
-        checkpoint=protected("results/{ds}/{run}/round{round}.pt"),
-        scalars="results/{ds}/{run}/training/round{round}_scalars.csv",
+        checkpoint=protected("results/{ds}/{method}/round{round}.pt"),
+        scalars="results/{ds}/{method}/training/round{round}_scalars.csv",
     params:
         previous=lambda wildcards, input: f"--previous {input.previous}" if input.previous else "",
-        frcnn=lambda wildcards, input: (
-            f"--targets {input.targets} --wsod-checkpoint {input.wsod}" if "targets" in input.keys() else ""
-        ),
     log:
-        "logs/{ds}/{run}/train_round{round}.log",
+        "logs/{ds}/{method}/train_round{round}.log",
     benchmark:
-        "results/{ds}/benchmarks/{run}/train_round{round}.tsv"
+        "results/{ds}/benchmarks/{method}/train_round{round}.tsv"
     wildcard_constraints:
         round=r"\d+",
-    threads: train_job_resource("threads")
+    threads: train_job_resource("threads", "{method}")
     resources:
         mem_mb=rule_resources("train")["mem_mb"],
         runtime=rule_resources("train")["runtime"],
-        gpu=train_job_resource("gpu"),
+        gpu=train_job_resource("gpu", "{method}"),
     conda:
         "../envs/wsjds.yaml"
     shell:
         "wsjds train --settings {input.settings} --proposals {input.proposals} --round {wildcards.round}"
-        " {params.previous} {params.frcnn} --out {output.checkpoint} --scalars {output.scalars}"
+        " {params.previous} --out {output.checkpoint} --scalars {output.scalars}"
         " --threads {threads} --no-progress > {log} 2>&1"
 
 

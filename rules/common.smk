@@ -26,10 +26,11 @@ def rule_resources(group):
     return config["resources"][group]
 
 
-def train_job_resource(name):
+def train_job_resource(name, run):
     """A training job's ``threads`` or ``gpu``: the per-process amount of resources.train times
-    the run's world_size (its processes share them: one GPU and the threads each)."""
-    return lambda wildcards: rule_resources("train")[name] * wf.world_size(config, wildcards.ds, wildcards.run)
+    the world_size of run ``run`` (a pattern of the rule's wildcards; its processes share them)."""
+    return lambda wildcards: rule_resources("train")[name] * wf.world_size(
+        config, wildcards.ds, run.format(**dict(wildcards.items())))
 
 
 def train_proposals(wildcards):
@@ -37,25 +38,12 @@ def train_proposals(wildcards):
     return f"results/{wildcards.ds}/proposals/{split}.h5"
 
 
-def previous_round(wildcards):
-    """Round k-1's checkpoint (none for round 1); rounds past the configured count are an error."""
-    k, last = int(wildcards.round), wf.round_count(config, wildcards.ds, wildcards.run)
+def previous_round(wildcards, run):
+    """Round k-1's checkpoint of ``run`` (none for round 1); rounds past the configured count are an error."""
+    k, last = int(wildcards.round), wf.round_count(config, wildcards.ds, run)
     if not 1 <= k <= last:
-        raise ValueError(f"round {k} of {wildcards.ds}/{wildcards.run}: its training recipe has {last} rounds")
-    return [] if k == 1 else f"results/{wildcards.ds}/{wildcards.run}/round{k - 1}.pt"
-
-
-def resolved_run_settings(wildcards):
-    return wf.run_settings(config, wildcards.ds, wildcards.run)
-
-
-def frcnn_inputs(wildcards):
-    """Fast R-CNN runs also read the pseudo GT and the WSOD model they come from."""
-    method, _, stage = wildcards.run.partition("/")
-    if stage != "frcnn":
-        return {}
-    return {"targets": f"results/{wildcards.ds}/{method}/pseudo_gt.h5",
-            "wsod": wf.final_checkpoint(config, wildcards.ds, method)}
+        raise ValueError(f"round {k} of {wildcards.ds}/{run}: its training recipe has {last} rounds")
+    return [] if k == 1 else f"results/{wildcards.ds}/{run}/round{k - 1}.pt"
 
 
 def all_round_scalars(wildcards):

@@ -100,3 +100,26 @@ def test_init_from_the_wsod_model_copies_trunk_and_fc(setup):
     assert torch.equal(model.backbone.layers[0][0].weight, wsod.backbone.layers[0][0].weight)
     assert torch.equal(model.roi_heads.box_head.fc6.weight, wsod.detection.fc6.weight)
     assert torch.equal(model.roi_heads.box_head.fc7.bias, wsod.detection.fc7.bias)
+
+
+def test_frcnn_train_command_trains_a_round_and_each_stage_refuses_the_others_settings(setup, tmp_path, caplog,
+                                                                                       repo_root):
+    import json
+
+    from wsjds.cli import main as cli
+    from wsjds.workflow import train_settings
+
+    data, proposals, pseudo, _, settings = setup
+    frcnn_file, cgl_file = tmp_path / "frcnn.json", tmp_path / "cgl.json"
+    frcnn_file.write_text(json.dumps(settings))
+    cgl_file.write_text(json.dumps(train_settings(yaml.safe_load((repo_root / "config.yaml").read_text()), "synth", "wsjds")))
+    round_args = ["--proposals", str(proposals), "--round", "1", "--no-progress"]
+    assert cli(["frcnn", "train", "--settings", str(frcnn_file), "--targets", str(pseudo), *round_args,
+                "--out", str(tmp_path / "round1.pt")]) == 0
+    assert (tmp_path / "round1.pt").is_file()
+    assert cli(["train", "--settings", str(frcnn_file), *round_args, "--out", str(tmp_path / "cgl.pt")]) == 2
+    assert "frcnn.json" in caplog.text and "no 'cgl' section" in caplog.text and "wsjds frcnn train" in caplog.text
+    assert cli(["frcnn", "train", "--settings", str(cgl_file), "--targets", str(pseudo), *round_args,
+                "--out", str(tmp_path / "f.pt")]) == 2
+    assert "no 'frcnn' section" in caplog.text
+    assert not (tmp_path / "cgl.pt").exists() and not (tmp_path / "f.pt").exists()

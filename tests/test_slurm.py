@@ -60,7 +60,7 @@ def test_slurm_profile_sends_gpu_jobs_to_the_gpu_partition(tmp_path):
             assert res.get("slurm_partition") == "gpuq" and "cpus_per_gpu" in res, (job.rule, res)
         else:
             assert res.get("slurm_partition") == "cpuq", (job.rule, res)
-    assert {"train_round", "detect_shard"} <= gpu_rules
+    assert {"train_round", "frcnn_round", "detect_shard"} <= gpu_rules
 
 
 @pytest.mark.slurm
@@ -102,7 +102,7 @@ def test_pipeline_runs_through_a_real_slurm(tmp_path):
     remote = [job for job in ran if not job.local]
     assert len(submitted) == len(remote), (len(submitted), [job.rule for job in remote])
     gpu_rules = {job.rule for job in remote if re.search(r"\bgpu=[1-9]", job.resources)}
-    assert {"train_round", "detect_shard"} <= gpu_rules
+    assert {"train_round", "frcnn_round", "detect_shard"} <= gpu_rules
     by_rule: dict[str, int] = {}
     for _, slurm_id, slurm_log in submitted:
         info = slurm_jobs[slurm_id]
@@ -111,7 +111,7 @@ def test_pipeline_runs_through_a_real_slurm(tmp_path):
         assert info["JobState"] == "COMPLETED" and info["ExitCode"] == "0:0", info
         assert Path(slurm_log).is_file() and f"/rule_{rule}/" in slurm_log
         if rule in gpu_rules:
-            two_processes = rule == "train_round" and "frcnn" not in info["Comment"]
+            two_processes = rule == "train_round"   # CGL world_size 2; Fast R-CNN and detection one each
             assert info.get("TresPerJob") == f"gres:gpu:{2 if two_processes else 1}", info   # --gpus=world_size
     assert by_rule == counts(remote)
     for target in SLURM_TARGETS:

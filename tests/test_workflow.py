@@ -108,9 +108,10 @@ def test_dry_run_builds_the_dag_of_every_stage(tmp_path):
     assert result.returncode == 0, result.stderr
     jobs = planned_jobs(result.stdout)
     config = base_config()
-    rounds = config["training"]["synth_cpu"]["rounds"] + config["training"]["frcnn_synth"]["rounds"]
     assert jobs["synth_dataset"] == 1 and jobs["dataset_summary"] == 2 and jobs["all"] == 1
-    assert jobs["proposals_merge"] == 2 and jobs["train_settings"] == 2 and jobs["train_round"] == rounds
+    assert jobs["proposals_merge"] == 2 and jobs["train_settings"] == 1 and jobs["frcnn_settings"] == 1
+    assert jobs["train_round"] == config["training"]["synth_cpu"]["rounds"]
+    assert jobs["frcnn_round"] == config["training"]["frcnn_synth"]["rounds"]
     assert jobs["training_curves"] == 2 and jobs["pseudo_gt"] == 1 and jobs["headline"] == 1
     assert jobs["voc_metric"] == 3 and jobs["instance_seg_metric"] == 1
     # the report items of the default method: its table, the PR curves of both runs, its Fig. 4, the gallery

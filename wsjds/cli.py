@@ -23,6 +23,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "wsjds.commands.pseudo_gt",
     "wsjds.commands.pretrain",
     "wsjds.commands.train",
+    "wsjds.commands.frcnn",
     "wsjds.commands.detect",
     "wsjds.commands.masks",
     "wsjds.commands.headline",
