@@ -5,6 +5,7 @@ from __future__ import annotations
 import shutil
 import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -48,100 +49,48 @@ def assert_names(exc: DatasetError, path: Path, image_id: str, *words: str) -> N
         assert word in message, message
 
 
-def test_malformed_xml(dataset_root):
+def _truncate(path: Path) -> None:
+    path.write_bytes(path.read_bytes()[: path.stat().st_size // 2])
+
+
+def _retag(tag: str, new_value: Callable[[str], object]) -> Callable[[Path], None]:
+    """Replace the first ``<tag>value</tag>`` of an XML file with ``new_value(value)``."""
+    def corrupt(path: Path) -> None:
+        text = path.read_text()
+        old = text.split(f"<{tag}>")[1].split(f"</{tag}>")[0]
+        path.write_text(text.replace(f"<{tag}>{old}</{tag}>", f"<{tag}>{new_value(old)}</{tag}>", 1))
+    return corrupt
+
+
+# (file corrupted, how, what is read, file the error names, words it must contain)
+CORRUPTIONS = [
+    pytest.param("xml", lambda p: p.write_text("<annotation><size><width>12</width></size>"), "annotation", "xml",
+                 ("malformed or truncated XML",), id="malformed xml"),
+    pytest.param("xml", _truncate, "annotation", "xml", ("XML",), id="truncated xml"),
+    pytest.param("xml", lambda p: p.write_text("<annotation><filename>x.jpg</filename></annotation>"), "annotation",
+                 "xml", ("size/width",), id="xml without size"),
+    pytest.param("xml", _retag("name", lambda _: "unicorn"), "annotation", "xml",
+                 ("unknown class name 'unicorn'", "ring"), id="unknown class name"),
+    pytest.param("xml", _retag("xmax", lambda _: "100000"), "annotation", "xml", ("xmax",), id="box outside image"),
+    pytest.param("xml", Path.unlink, "annotation", "xml", ("listed in ImageSets but not on disk",),
+                 id="listed id without annotation"),
+    pytest.param("jpg", Path.unlink, "image", "jpg", ("missing",), id="listed id without image"),
+    pytest.param("jpg", _truncate, "image", "jpg", ("cannot decode",), id="truncated jpeg"),
+    pytest.param("jpg", lambda p: p.write_bytes(b"this is not a JPEG at all"), "image", "jpg", ("cannot decode",),
+                 id="unreadable jpeg"),
+    pytest.param("xml", _retag("width", lambda w: int(w) + 1), "image", "jpg", ("annotation says",),
+                 id="image size disagrees with annotation"),
+]
+FOLDERS = {"xml": "Annotations", "jpg": "JPEGImages"}
+
+
+@pytest.mark.parametrize("corrupted, corrupt, what, named, words", CORRUPTIONS)
+def test_bad_file_gets_an_error_naming_it_and_the_image(dataset_root, corrupted, corrupt, what, named, words):
     image_id = first_id(dataset_root)
-    xml = dataset_root / "Annotations" / f"{image_id}.xml"
-    xml.write_text("<annotation><size><width>12</width></size>")  # never closed
+    corrupt(dataset_root / FOLDERS[corrupted] / f"{image_id}.{corrupted}")
     with pytest.raises(DatasetError) as info:
-        load(dataset_root, image_id)
-    assert_names(info.value, xml, image_id, "malformed or truncated XML")
-
-
-def test_truncated_xml(dataset_root):
-    image_id = first_id(dataset_root)
-    xml = dataset_root / "Annotations" / f"{image_id}.xml"
-    xml.write_bytes(xml.read_bytes()[: len(xml.read_bytes()) // 2])
-    with pytest.raises(DatasetError) as info:
-        load(dataset_root, image_id)
-    assert_names(info.value, xml, image_id, "XML")
-
-
-def test_xml_without_size(dataset_root):
-    image_id = first_id(dataset_root)
-    xml = dataset_root / "Annotations" / f"{image_id}.xml"
-    xml.write_text("<annotation><filename>x.jpg</filename></annotation>")
-    with pytest.raises(DatasetError) as info:
-        load(dataset_root, image_id)
-    assert_names(info.value, xml, image_id, "size/width")
-
-
-def test_unknown_class_name(dataset_root):
-    image_id = first_id(dataset_root)
-    xml = dataset_root / "Annotations" / f"{image_id}.xml"
-    text = xml.read_text()
-    first_name = text.split("<name>")[1].split("</name>")[0]
-    xml.write_text(text.replace(f"<name>{first_name}</name>", "<name>unicorn</name>", 1))
-    with pytest.raises(DatasetError) as info:
-        load(dataset_root, image_id)
-    assert_names(info.value, xml, image_id, "unknown class name 'unicorn'", "ring")
-
-
-def test_box_outside_image(dataset_root):
-    image_id = first_id(dataset_root)
-    xml = dataset_root / "Annotations" / f"{image_id}.xml"
-    text = xml.read_text()
-    xmax = text.split("<xmax>")[1].split("</xmax>")[0]
-    xml.write_text(text.replace(f"<xmax>{xmax}</xmax>", "<xmax>100000</xmax>", 1))
-    with pytest.raises(DatasetError) as info:
-        load(dataset_root, image_id)
-    assert_names(info.value, xml, image_id, "xmax")
-
-
-def test_id_listed_but_annotation_absent(dataset_root):
-    image_id = first_id(dataset_root)
-    xml = dataset_root / "Annotations" / f"{image_id}.xml"
-    xml.unlink()
-    with pytest.raises(DatasetError) as info:
-        load(dataset_root, image_id)
-    assert_names(info.value, xml, image_id, "listed in ImageSets but not on disk")
-
-
-def test_id_listed_but_image_absent(dataset_root):
-    image_id = first_id(dataset_root)
-    jpg = dataset_root / "JPEGImages" / f"{image_id}.jpg"
-    jpg.unlink()
-    with pytest.raises(DatasetError) as info:
-        load(dataset_root, image_id, "image")
-    assert_names(info.value, jpg, image_id, "missing")
-
-
-def test_truncated_jpeg(dataset_root):
-    image_id = first_id(dataset_root)
-    jpg = dataset_root / "JPEGImages" / f"{image_id}.jpg"
-    jpg.write_bytes(jpg.read_bytes()[: len(jpg.read_bytes()) // 2])
-    with pytest.raises(DatasetError) as info:
-        load(dataset_root, image_id, "image")
-    assert_names(info.value, jpg, image_id, "cannot decode")
-
-
-def test_unreadable_jpeg(dataset_root):
-    image_id = first_id(dataset_root)
-    jpg = dataset_root / "JPEGImages" / f"{image_id}.jpg"
-    jpg.write_bytes(b"this is not a JPEG at all")
-    with pytest.raises(DatasetError) as info:
-        load(dataset_root, image_id, "image")
-    assert_names(info.value, jpg, image_id, "cannot decode")
-
-
-def test_image_size_disagrees_with_annotation(dataset_root):
-    image_id = first_id(dataset_root)
-    xml = dataset_root / "Annotations" / f"{image_id}.xml"
-    text = xml.read_text()
-    width = text.split("<width>")[1].split("</width>")[0]
-    xml.write_text(text.replace(f"<width>{width}</width>", f"<width>{int(width) + 1}</width>"))
-    with pytest.raises(DatasetError) as info:
-        load(dataset_root, image_id, "image")
-    assert_names(info.value, dataset_root / "JPEGImages" / f"{image_id}.jpg", image_id, "annotation says")
+        load(dataset_root, image_id, what)
+    assert_names(info.value, dataset_root / FOLDERS[named] / f"{image_id}.{named}", image_id, *words)
 
 
 def test_missing_root_and_missing_split(tmp_path, dataset_root):
