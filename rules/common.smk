@@ -55,8 +55,6 @@ def final_checkpoint(wildcards):
     return wf.final_checkpoint(config, wildcards.ds, wildcards.run)
 
 
-def inference_flags(wildcards):
-    return wf.inference_flags(config, wildcards.ds, wildcards.run)
 
 
 def detection_shards(wildcards):

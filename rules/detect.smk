@@ -2,15 +2,25 @@
 # sharded, merged, exported; VOC metrics; pseudo ground truth from the WSOD detections; headline.
 
 
+rule detect_settings:
+    output:
+        "results/{ds}/{run}/detect_settings.json",
+    params:
+        settings=lambda wildcards: wf.detect_settings(config, wildcards.ds, wildcards.run),
+    log:
+        "logs/{ds}/{run}/detect_settings.log",
+    localrule: True
+    run:
+        write_json(output[0], params.settings)
+
+
 rule detect_shard:
     input:
-        settings="results/{ds}/{run}/settings.json",
+        settings="results/{ds}/{run}/detect_settings.json",
         checkpoint=final_checkpoint,
         proposals="results/{ds}/proposals/{split}.h5",
     output:
         temp("results/{ds}/{run}/detections/shards/{split}.{shard}-of-{nshards}.h5"),
-    params:
-        flags=inference_flags,
     log:
         "logs/{ds}/{run}/detect_{split}.{shard}-of-{nshards}.log",
     benchmark:
@@ -28,13 +38,13 @@ rule detect_shard:
     shell:
         "wsjds detect run --settings {input.settings} --checkpoint {input.checkpoint}"
         " --proposals {input.proposals} --split {wildcards.split}"
-        " --shard {wildcards.shard}/{wildcards.nshards} {params.flags} --threads {threads}"
+        " --shard {wildcards.shard}/{wildcards.nshards} --threads {threads}"
         " --out {output} --no-progress > {log} 2>&1"
 
 
 rule detect_merge:
     input:
-        settings="results/{ds}/{run}/settings.json",
+        settings="results/{ds}/{run}/detect_settings.json",
         shards=detection_shards,
     output:
         "results/{ds}/{run}/detections/{split}.h5",

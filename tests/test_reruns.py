@@ -112,10 +112,11 @@ def changed_params_plan(completed, override):
 
 def test_changed_inference_parameter_replans_detection_and_downstream_only(completed):
     jobs, changed, graph = changed_params_plan(completed, {"inference": {INFERENCE: {"nms_iou": 0.4}}})
-    assert {graph.jobs[key].rule for key in changed} == {"detect_shard"}
+    assert {graph.jobs[key].rule for key in changed} == {"detect_settings"}
+    assert ("detect_settings", ("results/synth/wsjds/detect_settings.json",)) in changed
     wsod_shards = {key for key in graph.of_rule("detect_shard")
                    if key[1][0].startswith("results/synth/wsjds/detections/")}
-    assert wsod_shards <= changed
+    assert wsod_shards <= {job.key for job in jobs}
     assert not UPSTREAM_OF_TRAINING & set(counts(jobs))
     assert not any(WSOD_CHECKPOINT.match(f) for job in jobs for f in job.outputs), "the WSOD model is kept"
     assert {"detect_merge", "voc_metric", "pseudo_gt", "detect_export"} <= set(counts(jobs))

@@ -38,13 +38,16 @@ def open_split(settings: Mapping[str, Any], split: str):
     return open_dataset_split(data["kind"], root, split, data["include_difficult_labels"])
 
 
-def trained_scorer(settings: Mapping[str, Any], checkpoint: str | Path, cfg, device):
+def trained_scorer(settings: Mapping[str, Any] | None, checkpoint: str | Path, cfg, device):
     """``(scorer, source name)`` of a run's trained detector: the WSOD network (proposal scores
     x_rc) or, for a Fast R-CNN run, the retrained detector (class scores and regressed boxes); see
-    :func:`wsjds.infer.detect_split` for the scorer's signature. ``cfg`` is an InferenceConfig."""
+    :func:`wsjds.infer.detect_split` for the scorer's signature. ``cfg`` is an InferenceConfig;
+    ``settings`` are the run's, None: those the checkpoint was trained with."""
     from wsjds.train import load_checkpoint
 
     state = load_checkpoint(checkpoint)
+    if settings is None:
+        settings = json.loads(state["settings"])
     if "frcnn" in settings:
         from wsjds.frcnn import build_frcnn, frcnn_scorer
 

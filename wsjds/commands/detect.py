@@ -16,27 +16,21 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     commands = parser.add_subparsers(dest="detect_command", required=True, metavar="SUBCOMMAND")
 
     run = commands.add_parser("run", help="detect the images of one shard")
-    run.add_argument("--settings", required=True, help="the run's settings.json (rule train_settings)")
-    run.add_argument("--checkpoint", required=True, help="trained round checkpoint")
+    run.add_argument("--settings", required=True,
+                     help="the run's detect_settings.json (rule detect_settings): dataset, classes, inference preset")
+    run.add_argument("--checkpoint", required=True, help="trained round checkpoint (it holds the model's settings)")
     run.add_argument("--proposals", required=True, help="proposal store of the split")
     run.add_argument("--split", required=True)
     run.add_argument("--shard", default="0/1", help="INDEX/COUNT of the split's image list (default: all)")
     run.add_argument("--out", required=True, help="detections HDF5 to write")
     run.add_argument("--raw-scores", help="also write the per-proposal class scores here (pseudo-GT mining)")
-    run.add_argument("--scales", type=int, nargs="+", required=True, help="test scales (shorter side)")
-    run.add_argument("--max-side", type=int, required=True)
-    run.add_argument("--flip", action=argparse.BooleanOptionalAction, default=True)
-    run.add_argument("--max-proposals", type=int, required=True)
-    run.add_argument("--nms-iou", type=float, required=True)
-    run.add_argument("--max-detections", type=int, required=True)
-    run.add_argument("--score-threshold", type=float, required=True)
     run.add_argument("--device", default="auto")
     run.add_argument("--threads", type=int, default=1, help="CPU threads of torch (default 1; rules pass their threads)")
     run.add_argument("--no-progress", action="store_true")
     run.set_defaults(func=run_detect)
 
     merge = commands.add_parser("merge", help="join detection shards (every image of the split exactly once)")
-    merge.add_argument("--settings", required=True)
+    merge.add_argument("--settings", required=True, help="the run's detect_settings.json")
     merge.add_argument("--split", required=True)
     merge.add_argument("--out", required=True)
     merge.add_argument("shards", nargs="+")
@@ -57,9 +51,8 @@ def run_detect(args: argparse.Namespace) -> int:
 
     settings, source = settings_and_split(args.settings, args.split)
     device = resolve_device(args.device)
-    cfg = InferenceConfig(tuple(args.scales), args.max_side, args.flip, args.max_proposals, args.nms_iou,
-                          args.max_detections, args.score_threshold)
-    scorer, name = trained_scorer(settings, args.checkpoint, cfg, device)
+    cfg = InferenceConfig.from_config(settings["inference"])
+    scorer, name = trained_scorer(None, args.checkpoint, cfg, device)
     ids = shard_ids(source.ids, *parse_shard(args.shard))
     detect_split(scorer, source, args.proposals, ids, args.out, cfg, dataset=settings["dataset"]["name"],
                  split=args.split, classes=settings["classes"], source_name=name, raw_scores_out=args.raw_scores,

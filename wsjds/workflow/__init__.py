@@ -365,8 +365,7 @@ def predict_settings(config: Mapping, ds: str, run: str) -> dict:
 
     cfg = config["datasets"][ds]
     method, _, stage = run.partition("/")
-    inference = dict(config["inference"][_recipes(config, ds, run)[1]])
-    inference.pop("shards")
+    inference = inference_settings(config, ds, run)
     proposals = proposal_settings(config, ds)
     if proposals["source"] != "selective_search":
         raise ValueError(f"dataset {ds!r} imports its proposals; wsjds predict computes Selective Search on new "
@@ -409,11 +408,20 @@ def round_count(config: Mapping, ds: str, run: str = DEFAULT_METHOD) -> int:
     return config["training"][_recipes(config, ds, run)[0]]["rounds"]
 
 
-def inference_flags(config: Mapping, ds: str, run: str = DEFAULT_METHOD) -> str:
-    """CLI flags of the run's inference preset (the shard count stays with the rules)."""
+def detect_settings(config: Mapping, ds: str, run: str = DEFAULT_METHOD) -> dict:
+    """What detecting with a run's model depends on beside the checkpoint, which holds the model's
+    settings (results/{ds}/{run}/detect_settings.json): the dataset, its classes and the inference preset."""
+    cfg = config["datasets"][ds]
+    return {"dataset": {"name": ds, "kind": cfg["kind"], "root": dataset_root(config, ds),
+                        "include_difficult_labels": cfg.get("include_difficult_labels", False)},
+            "classes": list(dataset_classes(config, ds)), "inference": inference_settings(config, ds, run)}
+
+
+def inference_settings(config: Mapping, ds: str, run: str = DEFAULT_METHOD) -> dict:
+    """The run's inference preset (the shard count stays with the rules)."""
     preset = dict(config["inference"][_recipes(config, ds, run)[1]])
     preset.pop("shards")
-    return cli_flags(preset)
+    return preset
 
 
 def inference_shards(config: Mapping, ds: str, run: str = DEFAULT_METHOD) -> int:
