@@ -84,7 +84,7 @@ def mask_config(wildcards):
 
 
 def mask_model_inputs(wildcards):
-    """The run's settings and final checkpoint, for the crf / nocrf masks (segmentation branch only)."""
+    """The mask settings and the run's final checkpoint, for the crf / nocrf masks (segmentation branch only)."""
     if not wf.method_entry(config, wildcards.method)["segmentation"]:
         method, _ = wf.parse_method(wildcards.method)
         raise ValueError(
@@ -93,13 +93,9 @@ def mask_model_inputs(wildcards):
             f"results/{wildcards.ds}/{wildcards.method}/masks/{wildcards.split}.bb.h5"
         )
     return {
-        "settings": f"results/{wildcards.ds}/{wildcards.method}/settings.json",
+        "settings": f"results/{wildcards.ds}/{wildcards.method}/mask_settings.json",
         "checkpoint": wf.final_checkpoint(config, wildcards.ds, wildcards.method),
     }
-
-
-def mask_run_flags(wildcards):
-    return " ".join(mask_config(wildcards).cli_flags())
 
 
 def mask_shards(wildcards):

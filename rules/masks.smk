@@ -6,6 +6,18 @@
 INSTANCE_SEG_DATASETS = wf.datasets_of_kind(config, "synthetic", "coco")
 
 
+rule mask_settings:
+    output:
+        "results/{ds}/{method}/mask_settings.json",
+    params:
+        settings=lambda wildcards: wf.mask_settings(config, wildcards.ds),
+    log:
+        "logs/{ds}/{method}/mask_settings.log",
+    localrule: True
+    run:
+        write_json(output[0], params.settings)
+
+
 rule masks_model_shard:
     input:
         unpack(mask_model_inputs),
@@ -14,8 +26,6 @@ rule masks_model_shard:
     output:
         crf=temp("results/{ds}/{method}/masks/shards/{split}.crf.{shard}-of-{nshards}.h5"),
         nocrf=temp("results/{ds}/{method}/masks/shards/{split}.nocrf.{shard}-of-{nshards}.h5"),
-    params:
-        flags=mask_run_flags,
     log:
         "logs/{ds}/{method}/masks_{split}.{shard}-of-{nshards}.log",
     benchmark:
@@ -32,7 +42,7 @@ rule masks_model_shard:
     shell:
         "wsjds masks run --detections {input.detections} --split {wildcards.split}"
         " --shard {wildcards.shard}/{wildcards.nshards} --settings {input.settings}"
-        " --checkpoint {input.checkpoint} {params.flags} --threads {threads}"
+        " --checkpoint {input.checkpoint} --threads {threads}"
         " --crf-out {output.crf} --nocrf-out {output.nocrf} --no-progress > {log} 2>&1"
 
 

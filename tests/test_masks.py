@@ -145,19 +145,19 @@ def test_class_probabilities_at_the_image_size():
 
 # --- config ----------------------------------------------------------------------------------------
 
-def test_mask_config_resolves_dataset_overrides_and_round_trips_through_the_cli(repo_root):
-    from wsjds.cli import build_parser
+def test_mask_config_resolves_dataset_overrides_and_round_trips_through_the_settings_file(repo_root):
+    from wsjds import workflow as wf
 
-    section = yaml.safe_load((repo_root / "config.yaml").read_text())["masks"]
-    voc = MaskConfig.from_config(section, "voc07")
-    synth = MaskConfig.from_config(section, "synth")
+    config = yaml.safe_load((repo_root / "config.yaml").read_text())
+    voc = MaskConfig.from_config(config["masks"], "voc07")
+    synth = MaskConfig.from_config(config["masks"], "synth")
     assert (voc.params.scale, voc.shards) == (688, 16) and (synth.params.scale, synth.shards) == (208, 2)
     assert voc.params.crf == CRFParams() and voc.params.threshold == 0.5
     assert voc.variants == ("crf", "nocrf", "bb", "ell")
-    args = build_parser().parse_args(["masks", "run", "--detections", "d.h5", "--split", "test",
-                                      *synth.cli_flags()])
-    assert (args.scale, args.max_side, args.flip, args.threshold) == (208, 320, False, 0.5)
-    assert (args.crf_iterations, args.crf_bilateral_srgb, args.crf_unary_floor) == (10, 13.0, 1e-4)
+    settings = json.loads(json.dumps(wf.mask_settings(config, "synth")))     # as rule mask_settings writes it
+    assert MaskParams.from_json(settings["masks"]) == synth.params
+    assert (synth.params.max_side, synth.params.flip, synth.params.crf.iterations, synth.params.unary_floor) == \
+        (320, False, 10, 1e-4)
 
 
 # --- store ----------------------------------------------------------------------------------------
@@ -214,7 +214,7 @@ def test_export_standard_and_package_forms(tmp_path):
 @pytest.fixture(scope="module")
 def tiny_run(tmp_path_factory) -> Path:
     """A 4-image synthetic test split, detections = its ground-truth boxes, and an untrained tiny model
-    saved as a run's settings.json + checkpoint."""
+    with its run settings in the checkpoint, and the mask settings file."""
     root = tmp_path_factory.mktemp("masks")
     generate_dataset(root / "dataset", SynthConfig(num_trainval=2, num_test=4, min_side=64, max_side=96))
     coco = COCODataset(root / "dataset" / "annotations" / "instances_test.json")
@@ -224,21 +224,20 @@ def tiny_run(tmp_path_factory) -> Path:
             ann = coco.annotation(image_id)
             scores = np.linspace(1.0, 0.5, len(ann.labels), dtype=np.float32)
             writer.append(f"{int(image_id):06d}", ann.width, ann.height, ann.boxes, scores, ann.labels)
-    settings = {"dataset": {"name": "tiny", "kind": "synthetic", "root": str(root / "dataset"), "split": "trainval",
-                            "include_difficult_labels": False},
-                "classes": list(SYNTH_CLASSES), "method_name": "wsjds",
-                "method": {"segmentation": True, "det_to_seg": True, "seg_to_det": True},
-                "model": TINY_MODEL, "weights": SCRATCH}
-    (root / "settings.json").write_text(json.dumps(settings))
-    torch.save({"format": CHECKPOINT_FORMAT, "version": CHECKPOINT_VERSION,
+    dataset = {"name": "tiny", "kind": "synthetic", "root": str(root / "dataset"), "include_difficult_labels": False}
+    run_settings = {"dataset": {**dataset, "split": "trainval"}, "classes": list(SYNTH_CLASSES), "method_name": "wsjds",
+                    "method": {"segmentation": True, "det_to_seg": True, "seg_to_det": True},
+                    "model": TINY_MODEL, "weights": SCRATCH}
+    mask_settings = {"dataset": dataset, "classes": list(SYNTH_CLASSES), "masks": PARAMS.to_json()}
+    (root / "mask_settings.json").write_text(json.dumps(mask_settings))
+    torch.save({"format": CHECKPOINT_FORMAT, "version": CHECKPOINT_VERSION, "settings": json.dumps(run_settings),
                 "model": _tiny_model(len(SYNTH_CLASSES)).state_dict()}, root / "round1.pt")
     return root
 
 
 def _run_flags(root: Path, shard: str) -> list[str]:
     return ["masks", "run", "--detections", str(root / "detections.h5"), "--split", "test", "--shard", shard,
-            "--settings", str(root / "settings.json"), "--checkpoint", str(root / "round1.pt"),
-            *MaskConfig(("crf",), 2, PARAMS).cli_flags(), "--no-progress"]
+            "--settings", str(root / "mask_settings.json"), "--checkpoint", str(root / "round1.pt"), "--no-progress"]
 
 
 def test_run_merge_export_evaluate(tiny_run):

@@ -108,16 +108,6 @@ class MaskConfig:
             raise ValueError(f"masks.variants: unknown {unknown}; known {list(VARIANTS)}")
         return cls(tuple(merged["variants"]), int(merged["shards"]), params)
 
-    def cli_flags(self) -> list[str]:
-        """``wsjds masks run`` flags for :attr:`params` (the shard count stays with the rules)."""
-        p = self.params
-        flags = ["--scale", str(p.scale), "--max-side", str(p.max_side), "--flip" if p.flip else "--no-flip",
-                 "--threshold", repr(p.threshold), "--crf-labels", p.crf_labels,
-                 "--crf-unary-floor", repr(p.unary_floor)]
-        for key, value in p.to_json()["crf"].items():
-            flags += [f"--crf-{key.replace('_', '-')}", repr(value)]
-        return flags
-
 
 def class_probabilities(model: torch.nn.Module, image: np.ndarray, params: MaskParams,
                         device: torch.device) -> np.ndarray:

@@ -4,8 +4,8 @@ Variants: ``crf`` / ``nocrf`` (the segmentation branch's class maps with and wit
 cut to each box) and the box baselines ``bb`` / ``ell``; exported as COCO segmentation results and
 scored with COCO AP^r (and AP^b of the boxes).
 
-    wsjds masks run --detections D.h5 --split test --shard 0/4 --settings S.json --checkpoint R.pt \\
-        --crf-out crf.h5 --nocrf-out nocrf.h5 --scale 688 --max-side 2000 --no-flip --threshold 0.5
+    wsjds masks run --detections D.h5 --split test --shard 0/4 --settings mask_settings.json \\
+        --checkpoint R.pt --crf-out crf.h5 --nocrf-out nocrf.h5
     wsjds masks run --detections D.h5 --split test --bb-out bb.h5 --ell-out ell.h5
     wsjds masks merge --detections D.h5 --out test.crf.h5 SHARD.h5 ...
     wsjds masks export --masks test.crf.h5 --annotations instances_test.json --coco-json crf.json
@@ -18,17 +18,12 @@ import argparse
 import logging
 from pathlib import Path
 
-from wsjds.crf import CRFParams
 from wsjds.errors import ArtifactError
 from wsjds.mask_store import BOX_VARIANTS, MODEL_VARIANTS, VARIANTS
-from wsjds.masks import CRF_LABEL_SETS
-
 from wsjds.runs import settings_and_split
 
 log = logging.getLogger(__name__)
 
-_CRF_DEFAULTS = CRFParams()   # the reference's op defaults (wsjds.crf; reference §2.6b)
-_UNARY_FLOOR = 1e-4           # reference §2.6b: unary and Q clipping
 UNAVAILABLE_REASON = "the method has no segmentation branch, so only the box baselines exist"
 
 
@@ -43,22 +38,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     run.add_argument("--shard", default="0/1", help="INDEX/COUNT of the detections' image list (default: all)")
     for variant in VARIANTS:
         run.add_argument(f"--{variant}-out", help=f"write the {variant} masks here")
-    run.add_argument("--settings", help="the run's settings.json (needed for crf / nocrf)")
-    run.add_argument("--checkpoint", help="trained round checkpoint (needed for crf / nocrf)")
-    run.add_argument("--scale", type=int, help="test scale, shorter side (crf / nocrf)")
-    run.add_argument("--max-side", type=int, help="cap on the longer side (crf / nocrf)")
-    run.add_argument("--flip", action=argparse.BooleanOptionalAction, default=False,
-                     help="average with the mirrored pass (default: off, as the reference)")
-    run.add_argument("--threshold", type=float, help="binarisation of class probabilities (crf / nocrf)")
-    run.add_argument("--crf-labels", choices=CRF_LABEL_SETS, default="all")
-    run.add_argument("--crf-iterations", type=int, default=_CRF_DEFAULTS.iterations)
-    run.add_argument("--crf-gaussian-sxy", type=float, default=_CRF_DEFAULTS.gaussian_sxy)
-    run.add_argument("--crf-gaussian-compat", type=float, default=_CRF_DEFAULTS.gaussian_compat)
-    run.add_argument("--crf-bilateral-sxy", type=float, default=_CRF_DEFAULTS.bilateral_sxy)
-    run.add_argument("--crf-bilateral-srgb", type=float, default=_CRF_DEFAULTS.bilateral_srgb)
-    run.add_argument("--crf-bilateral-compat", type=float, default=_CRF_DEFAULTS.bilateral_compat)
-    run.add_argument("--crf-reference-side", type=float, default=_CRF_DEFAULTS.reference_side)
-    run.add_argument("--crf-unary-floor", type=float, default=_UNARY_FLOOR)
+    run.add_argument("--settings", help="mask_settings.json (rule mask_settings: dataset, classes, mask "
+                                        "parameters; needed for crf / nocrf)")
+    run.add_argument("--checkpoint", help="trained round checkpoint, holding the model's settings (crf / nocrf)")
     run.add_argument("--device", default="auto", help="device of the network pass (the CRF runs on CPU)")
     run.add_argument("--threads", type=int, default=1, help="CPU threads of torch (default 1; rules pass their threads)")
     run.add_argument("--no-progress", action="store_true")
@@ -103,15 +85,12 @@ def run_masks(args: argparse.Namespace) -> int:
         provenance = {"detections": str(args.detections), "detections_source": detections.header.source}
         model = params = source = device = None
         if model_variants:
-            missing = [f"--{name.replace('_', '-')}" for name in ("settings", "checkpoint", "scale", "max_side",
-                                                                  "threshold") if getattr(args, name) is None]
+            missing = [f"--{name}" for name in ("settings", "checkpoint") if getattr(args, name) is None]
             if missing:
                 raise SystemExit(f"wsjds masks run: variants {model_variants} need {', '.join(missing)}")
-            model, source, device = _model_and_images(args, detections)
-            params = MaskParams(args.scale, args.max_side, args.flip, args.threshold, args.crf_labels,
-                                CRFParams(args.crf_iterations, args.crf_gaussian_sxy, args.crf_gaussian_compat,
-                                          args.crf_bilateral_sxy, args.crf_bilateral_srgb, args.crf_bilateral_compat,
-                                          args.crf_reference_side), args.crf_unary_floor)
+            settings, source = settings_and_split(args.settings, args.split)
+            params = MaskParams.from_json(settings["masks"])
+            model, device = _trained_model(args, detections)
             provenance["checkpoint"] = str(args.checkpoint)
         write_masks(ids, detections, outputs, dataset=detections.header.dataset, split=args.split, params=params,
                     model=model, source=source, device=device, provenance=provenance, progress=not args.no_progress)
@@ -199,21 +178,23 @@ def evaluate_instance_segmentation(annotations: str | Path, variants: dict[str, 
             "box": box.to_json(), "masks": masks, "inputs": {name: str(p) for name, p in variants.items()}}
 
 
-def _model_and_images(args: argparse.Namespace, detections):
-    """The trained network (as ``wsjds detect`` rebuilds it) and a reader of the split's images."""
+def _trained_model(args: argparse.Namespace, detections):
+    """The trained network, rebuilt from the settings its checkpoint holds (as ``wsjds detect`` does)."""
+    import json
+
     from wsjds.runs import trained_wsjds
     from wsjds.train import load_checkpoint, resolve_device
 
-    settings, source = settings_and_split(args.settings, args.split)
+    state = load_checkpoint(args.checkpoint)
+    settings = json.loads(state["settings"])
     if tuple(settings["classes"]) != tuple(detections.classes):
-        raise ArtifactError(f"the detections' classes {list(detections.classes)} differ from the run's "
-                           f"{settings['classes']} ({args.settings})", path=detections.path)
+        raise ArtifactError(f"the detections' classes {list(detections.classes)} differ from the classes of the "
+                            f"run of {args.checkpoint}: {settings['classes']}", path=detections.path)
     if not settings["method"]["segmentation"]:
         raise SystemExit(f"wsjds masks run: method {settings['method_name']!r} has no segmentation branch; "
                          f"only {', '.join(BOX_VARIANTS)} masks exist for it")
     device = resolve_device(args.device)
-    model = trained_wsjds(settings, load_checkpoint(args.checkpoint)).to(device)
-    return model, source, device
+    return trained_wsjds(settings, state).to(device), device
 
 
 def _pct(value) -> str:

@@ -411,10 +411,22 @@ def round_count(config: Mapping, ds: str, run: str = DEFAULT_METHOD) -> int:
 def detect_settings(config: Mapping, ds: str, run: str = DEFAULT_METHOD) -> dict:
     """What detecting with a run's model depends on beside the checkpoint, which holds the model's
     settings (results/{ds}/{run}/detect_settings.json): the dataset, its classes and the inference preset."""
+    return {**_dataset_and_classes(config, ds), "inference": inference_settings(config, ds, run)}
+
+
+def mask_settings(config: Mapping, ds: str) -> dict:
+    """What the crf / nocrf masks depend on beside the checkpoint (results/{ds}/{method}/mask_settings.json):
+    the dataset, its classes and the mask parameters (``masks``, with ``masks.datasets.<ds>`` applied)."""
+    from wsjds.masks import MaskConfig
+
+    return {**_dataset_and_classes(config, ds), "masks": MaskConfig.from_config(config["masks"], ds).params.to_json()}
+
+
+def _dataset_and_classes(config: Mapping, ds: str) -> dict:
     cfg = config["datasets"][ds]
     return {"dataset": {"name": ds, "kind": cfg["kind"], "root": dataset_root(config, ds),
                         "include_difficult_labels": cfg.get("include_difficult_labels", False)},
-            "classes": list(dataset_classes(config, ds)), "inference": inference_settings(config, ds, run)}
+            "classes": list(dataset_classes(config, ds))}
 
 
 def inference_settings(config: Mapping, ds: str, run: str = DEFAULT_METHOD) -> dict:
