@@ -1,4 +1,4 @@
-"""Mask stores on :mod:`wsjds.hdf5`, their merge, and their export as COCO segmentation results.
+"""Mask stores on :mod:`wsjds.hdf5` and their export as COCO segmentation results.
 
 Artifact ``wsjds.masks`` (results/{ds}/{method}/masks/{split}.{variant}.h5): one file per variant
 (:data:`VARIANTS`, made by :mod:`wsjds.masks`), so each is made, rerun, exported and scored on its
