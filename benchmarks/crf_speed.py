@@ -23,7 +23,7 @@ import cv2
 import numpy as np
 import yaml
 
-from wsjds.masks import MaskConfig, crf_class_maps
+from wsjds.stages.masks import MaskConfig, crf_class_maps
 
 REPO = Path(__file__).resolve().parents[1]
 VOC_SIZE = (375, 500)          # (H, W) of a typical VOC2007 image

@@ -36,7 +36,7 @@ def main() -> None:
     import torch
 
     from wsjds.runs import open_split
-    from wsjds.train import load_checkpoint, train_round
+    from wsjds.stages.train import load_checkpoint, train_round
 
     base = json.loads(Path(args.settings).read_text())
     source = open_split(base, base["dataset"]["split"])

@@ -21,7 +21,7 @@ import numpy as np
 
 from wsjds.boxes import to_voc_xml, xyxy_to_xywh
 from wsjds.data.classes import VOC_CLASSES
-from wsjds.detections import DetectionWriter
+from wsjds.artifacts.detections import DetectionWriter
 from wsjds.evaluation import (FlatDetections, GroundTruth, evaluate_corloc, evaluate_voc_map, load_voc_ground_truth,
                               read_detections)
 from wsjds.evaluation import ground_truth as ground_truth_module

@@ -32,7 +32,7 @@ def main() -> None:
     from wsjds.cgl.task import CGLTask
     from wsjds.data.dataset import TrainingImages
     from wsjds.runs import open_split
-    from wsjds.train import TrainingConfig
+    from wsjds.stages.train import TrainingConfig
 
     torch.set_num_threads(args.threads)
     settings = json.loads(Path(args.settings).read_text())

@@ -78,7 +78,7 @@ def mask_input_detections(wildcards):
 
 
 def mask_config(wildcards):
-    from wsjds.masks import MaskConfig
+    from wsjds.stages.masks import MaskConfig
 
     return MaskConfig.from_config(config["masks"], wildcards.ds)
 
@@ -122,7 +122,7 @@ def mask_export_flags(wildcards):
 
 def instance_seg_variants(wildcards):
     """(variants to score, variants the method cannot make) for results/{ds}/{method}/metrics/instance_seg.json."""
-    from wsjds.mask_store import MODEL_VARIANTS
+    from wsjds.artifacts.mask_store import MODEL_VARIANTS
 
     wanted = mask_config(wildcards).variants
     if wf.method_entry(config, wildcards.method)["segmentation"]:

@@ -22,7 +22,7 @@ from wsjds.evaluation.result import MetricResult, mean_of_defined
 from wsjds.io import write_json
 from wsjds.report import paper
 from wsjds.report.ablation import AblationRun, ablation_summary, plot_ablation, statistics
-from wsjds.train import settings_hash
+from wsjds.stages.train import settings_hash
 from wsjds.workflow.report import ablation_flags, ablation_inputs, ablation_runs
 from wsjds.workflow.targets import default_targets
 

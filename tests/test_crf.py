@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from wsjds.crf import CRFParams, dense_crf
-from wsjds.masks import crf_unary
+from wsjds.stages.masks import crf_unary
 
 HEIGHT, WIDTH = 48, 72
 LEFT_RGB, RIGHT_RGB = (200, 60, 40), (40, 90, 200)

@@ -1,4 +1,4 @@
-"""Detection stores (HDF5 on wsjds.hdf5) and their exports: COCO results JSON and VOC comp4 files."""
+"""Detection stores (HDF5 on wsjds.artifacts.hdf5) and their exports: COCO results JSON and VOC comp4 files."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ import pytest
 
 from wsjds.boxes import BOX_CONVENTION
 from wsjds.errors import ArtifactError
-from wsjds.detections import (DETECTIONS_FORMAT, PROPOSAL_SCORES_FORMAT, DetectionStore, DetectionWriter,
+from wsjds.artifacts.detections import (DETECTIONS_FORMAT, PROPOSAL_SCORES_FORMAT, DetectionStore, DetectionWriter,
                               ProposalScoresStore, ProposalScoresWriter, to_coco_results, to_voc_comp4)
 from wsjds.evaluation.detections_io import read_comp4_dir, read_detections
 

@@ -21,7 +21,7 @@ from wsjds import workflow as wf
 from wsjds.cgl.task import CGLTask
 from wsjds.distributed import (DistributedConfig, DistributedError, Ranks, UpdateSum, check_world_size,
                                run_processes)
-from wsjds.train import Trainer, load_checkpoint, train_round
+from wsjds.stages.train import Trainer, load_checkpoint, train_round
 
 # fc8d's bias has an exact gradient of 0 (the softmax over proposals ignores a per-class shift): it
 # only ever holds rounding noise of a few 1e-9, which no relative tolerance can compare.

@@ -11,7 +11,7 @@ from wsjds.cli import main
 from wsjds.data.coco import COCODataset
 from wsjds.errors import ArtifactError
 from wsjds.data.synthetic import SynthConfig, generate_dataset
-from wsjds.detections import DetectionWriter
+from wsjds.artifacts.detections import DetectionWriter
 from wsjds.evaluation import FlatDetections
 from wsjds.evaluation.coco import COCO_STAT_NAMES, evaluate_coco, read_coco_detections
 

@@ -14,7 +14,7 @@ from wsjds.boxes import xyxy_to_xywh
 from wsjds.cli import main
 from wsjds.data import VOC_CLASSES, VOCDataset
 from wsjds.errors import ArtifactError
-from wsjds.detections import DetectionWriter, ProposalScoresWriter, to_voc_comp4, DetectionStore
+from wsjds.artifacts.detections import DetectionWriter, ProposalScoresWriter, to_voc_comp4, DetectionStore
 from wsjds.evaluation import (FlatDetections, GroundTruth, average_precision, evaluate_voc_map,
                               load_voc_ground_truth, match_detections, read_detections)
 from wsjds.evaluation import ground_truth as ground_truth_module
@@ -355,7 +355,7 @@ def test_ground_truth_cache_is_keyed_by_content(voc_sample, tmp_path, monkeypatc
 
 
 def test_evaluation_does_not_import_the_model():
-    code = ("import sys, wsjds.evaluation, wsjds.evaluation.coco, wsjds.commands.evaluate, wsjds.pseudo_gt, "
+    code = ("import sys, wsjds.evaluation, wsjds.evaluation.coco, wsjds.commands.evaluate, wsjds.stages.pseudo_gt, "
             "wsjds.commands.pseudo_gt; sys.exit('torch' in sys.modules)")
     assert subprocess.run([sys.executable, "-c", code]).returncode == 0
 

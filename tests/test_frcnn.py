@@ -13,13 +13,13 @@ from wsjds.data.classes import SYNTH_CLASSES
 from wsjds.data.synthetic import SynthConfig, generate_dataset
 from wsjds.data.voc import VOCDataset
 from wsjds.distributed import Ranks
-from wsjds.frcnn import FastRCNNTask, PseudoGTImages, build_frcnn, frcnn_scores
-from wsjds.hdf5 import Header, RaggedWriter
-from wsjds.infer import InferenceConfig
+from wsjds.stages.frcnn import FastRCNNTask, PseudoGTImages, build_frcnn, frcnn_scores
+from wsjds.artifacts.hdf5 import Header, RaggedWriter
+from wsjds.stages.infer import InferenceConfig
 from wsjds.model.wsjds import build_model, weights_spec
 from wsjds.proposals.store import ProposalWriter
-from wsjds.pseudo_gt_store import PSEUDO_GT_FIELDS, PSEUDO_GT_FORMAT, PSEUDO_GT_VERSION
-from wsjds.train import train_round_here
+from wsjds.artifacts.pseudo_gt_store import PSEUDO_GT_FIELDS, PSEUDO_GT_FORMAT, PSEUDO_GT_VERSION
+from wsjds.stages.train import train_round_here
 from wsjds.workflow import frcnn_settings
 
 IDENTITY = {"scales": [0], "max_side": 10_000, "flip": False, "saturation": 1.0, "exposure": 1.0,

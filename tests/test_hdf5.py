@@ -1,4 +1,4 @@
-"""wsjds.hdf5: ragged per-image arrays keyed by image id (layout, attributes, checks, atomicity, bytes)."""
+"""wsjds.artifacts.hdf5: ragged per-image arrays keyed by image id (layout, attributes, checks, atomicity, bytes)."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from wsjds.boxes import BOX_CONVENTION
-from wsjds.hdf5 import FieldSpec, Header, HDF5FormatError, RaggedFile, RaggedWriter, write_ragged
+from wsjds.artifacts.hdf5 import FieldSpec, Header, HDF5FormatError, RaggedFile, RaggedWriter, write_ragged
 
 FIELDS = {"boxes": FieldSpec(np.float32, (4,)), "labels": FieldSpec(np.int64)}
 HEADER = Header(format="wsjds.test", version=2, dataset="synth", split="trainval", source="unit test",

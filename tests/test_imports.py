@@ -11,10 +11,8 @@ PACKAGE = REPO / "wsjds"
 
 # Who may not import whom: the low layers (dataset readers, HDF5 artifact stores, evaluation)
 # below the network and the stages that run it.
-LOW_LAYERS = ("wsjds.data", "wsjds.hdf5", "wsjds.detections", "wsjds.mask_store", "wsjds.pseudo_gt_store",
-              "wsjds.proposals.store", "wsjds.evaluation")
-HIGH_LAYERS = ("wsjds.model", "wsjds.cgl.task", "wsjds.train", "wsjds.distributed", "wsjds.infer", "wsjds.frcnn",
-               "wsjds.masks", "wsjds.pseudo_gt", "wsjds.predict", "wsjds.pretrain", "wsjds.runs", "wsjds.commands",
+LOW_LAYERS = ("wsjds.data", "wsjds.artifacts", "wsjds.proposals.store", "wsjds.evaluation")
+HIGH_LAYERS = ("wsjds.model", "wsjds.cgl.task", "wsjds.stages", "wsjds.distributed", "wsjds.runs", "wsjds.commands",
                "wsjds.proposals.selective_search", "wsjds.report", "wsjds.workflow")
 
 

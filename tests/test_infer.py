@@ -13,13 +13,13 @@ from wsjds.errors import ArtifactError, DatasetError
 from wsjds.data.synthetic import SynthConfig, generate_dataset
 from wsjds.data.transforms import inference_views
 from wsjds.data.voc import VOCDataset
-from wsjds.detections import DetectionStore
-from wsjds.infer import InferenceConfig, detect_split, postprocess, proposal_scores, wsddn_scorer
+from wsjds.artifacts.detections import DetectionStore
+from wsjds.stages.infer import InferenceConfig, detect_split, postprocess, proposal_scores, wsddn_scorer
 from wsjds.model.backbone import PixelConvention, VGGC5D
 from wsjds.model.wsddn import WSDDNHead
 from wsjds.model.wsjds import WSJDSModel
 from wsjds.proposals.store import ProposalWriter
-from wsjds.shards import merge_shards, shard_ids
+from wsjds.artifacts.shards import merge_shards, shard_ids
 
 CFG = InferenceConfig(scales=(64, 80), max_side=200, flip=True, max_proposals=50, nms_iou=0.5,
                       max_detections=100, score_threshold=1e-9)

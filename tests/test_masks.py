@@ -1,4 +1,4 @@
-"""wsjds.masks, wsjds.mask_store and `wsjds masks`: RLE, BB / ELL baselines, class maps, the store,
+"""wsjds.stages.masks, wsjds.artifacts.mask_store and `wsjds masks`: RLE, BB / ELL baselines, class maps, the store,
 and the run -> merge -> export -> evaluate chain on a tiny synthetic dataset."""
 
 from __future__ import annotations
@@ -21,15 +21,15 @@ from wsjds.cli import main as cli
 from wsjds.crf import CRFParams
 from wsjds.data.coco import COCODataset
 from wsjds.data.synthetic import SYNTH_CLASSES, SynthConfig, generate_dataset
-from wsjds.detections import DetectionWriter
-from wsjds.hdf5 import HDF5FormatError
-from wsjds.mask_store import (MaskStore, MaskWriter, decode_rle, encode_rle, rle_object,
+from wsjds.artifacts.detections import DetectionWriter
+from wsjds.artifacts.hdf5 import HDF5FormatError
+from wsjds.artifacts.mask_store import (MaskStore, MaskWriter, decode_rle, encode_rle, rle_object,
                               to_coco_segm_results)
-from wsjds.masks import (MaskConfig, MaskParams, box_mask, box_window, class_probabilities, crf_class_maps,
+from wsjds.stages.masks import (MaskConfig, MaskParams, box_mask, box_window, class_probabilities, crf_class_maps,
                          crf_unary, cut_to_box, ellipse_mask, threshold_class_maps, write_masks)
 from wsjds.model.wsjds import build_model, weights_spec
-from wsjds.shards import merge_shards
-from wsjds.train import CHECKPOINT_FORMAT, CHECKPOINT_VERSION
+from wsjds.artifacts.shards import merge_shards
+from wsjds.stages.train import CHECKPOINT_FORMAT, CHECKPOINT_VERSION
 
 TINY_MODEL = {"backbone": "vgg_c5d", "trainable_stages": 0, "trunk_lr_mult": 1.0, "widths": [4, 4, 8, 8, 8], "fc_dim": 16, "weights": "scratch", "freeze_backbone": False,
               "roi_size": 3, "dropout": 0.5, "score_boost": False, "aspp_rates": [1, 2], "aspp_hidden": 8,
@@ -181,7 +181,7 @@ def test_store_round_trip_and_same_bytes(tmp_path):
         assert len(masks) == 2 and masks.mask(1).sum() == 16 and masks.mask(0).shape == (6, 8)
         assert len(store["000002"]) == 0
     with pytest.raises(HDF5FormatError, match="format"):
-        from wsjds.detections import DetectionStore
+        from wsjds.artifacts.detections import DetectionStore
         DetectionStore.open(tmp_path / "a.h5")
 
 
@@ -282,7 +282,7 @@ def test_merge_names_missing_images(tiny_run, tmp_path):
 
 
 def test_model_variants_need_the_model(tiny_run, tmp_path):
-    from wsjds.detections import DetectionStore
+    from wsjds.artifacts.detections import DetectionStore
 
     with DetectionStore.open(tiny_run / "detections.h5") as dets:
         with pytest.raises(ValueError, match="need the mask parameters"):

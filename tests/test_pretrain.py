@@ -16,7 +16,7 @@ from wsjds.data.synthetic import DISTRACTOR_KINDS, SynthConfig, generate_pretrai
 from wsjds.model.backbone import VGGC5D, WeightsSpec
 from wsjds.model.backbones import build_backbone
 from wsjds.model.wsjds import weights_spec
-from wsjds.pretrain import PRETRAIN_CLASSES, PretrainConfig, SceneClassifier, _PlainClassifier, jitter_boxes, \
+from wsjds.stages.pretrain import PRETRAIN_CLASSES, PretrainConfig, SceneClassifier, _PlainClassifier, jitter_boxes, \
     make_scenes, pretrain_trunk
 from conftest import REPO
 

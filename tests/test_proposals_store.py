@@ -8,7 +8,7 @@ import pytest
 from proposal_helpers import make_voc
 from wsjds.boxes import BOX_CONVENTION
 from wsjds.errors import ArtifactError, DatasetError
-from wsjds.hdf5 import FieldSpec, Header, HDF5FormatError, write_ragged
+from wsjds.artifacts.hdf5 import FieldSpec, Header, HDF5FormatError, write_ragged
 from wsjds.proposals import PROPOSALS_FORMAT, ProposalStore, ProposalWriter, merge_proposal_shards
 
 SIZES = {"a": (50, 40), "b": (60, 30), "c": (20, 20)}

@@ -12,10 +12,10 @@ from wsjds.cli import main
 from wsjds.data import SYNTH_CLASSES, VOCDataset
 from wsjds.errors import ArtifactError
 from wsjds.data.synthetic import SynthConfig, generate_dataset
-from wsjds.detections import DetectionWriter, ProposalScoresWriter
+from wsjds.artifacts.detections import DetectionWriter, ProposalScoresWriter
 from wsjds.evaluation import ground_truth_from_annotations
-from wsjds.pseudo_gt import PseudoGTPolicy, ReportMatching, make_pseudo_gt
-from wsjds.pseudo_gt_store import PSEUDO_GT_FORMAT, PseudoGTStore
+from wsjds.stages.pseudo_gt import PseudoGTPolicy, ReportMatching, make_pseudo_gt
+from wsjds.artifacts.pseudo_gt_store import PSEUDO_GT_FORMAT, PseudoGTStore
 
 NOISE = np.array([[0, 0, 5, 5], [1, 1, 4, 4]], np.float32)
 

@@ -26,7 +26,7 @@ from wsjds.report import paper
 from wsjds.report.figure4 import Figure4Settings, Figure4Style, figure4, seed_image
 from wsjds.report.pr_curves import PRFigureStyle, plot_pr_curves
 from wsjds.report.tables import format_percent, metrics_table, render_metrics_html
-from wsjds.train import CHECKPOINT_FORMAT, CHECKPOINT_VERSION
+from wsjds.stages.train import CHECKPOINT_FORMAT, CHECKPOINT_VERSION
 from wsjds.workflow.report import figure4_flags, metrics_flags, metrics_inputs, paper_method, report_targets
 from wsjds.workflow.targets import default_targets
 

@@ -15,13 +15,13 @@ from PIL import Image
 from training_helpers import grid_boxes, tiny_training_run
 
 import wsjds.cgl.task as task_module
-import wsjds.train as train_module
+import wsjds.stages.train as train_module
 from wsjds.cgl.objective import CGLConfig, Method, cgl_objective
 from wsjds.cli import main
 from wsjds.data.dataset import TrainingImages
 from wsjds.data.transforms import Augmentation
 from wsjds.report.curves import plot_training_curves
-from wsjds.train import Trainer, TrainingError, load_checkpoint, train_round
+from wsjds.stages.train import Trainer, TrainingError, load_checkpoint, train_round
 
 IDENTITY = {"scales": [0], "max_side": 10_000, "flip": False, "saturation": 1.0, "exposure": 1.0,
             "crop_fraction": 1.0, "min_box_side": 0}

@@ -41,20 +41,20 @@ def open_split(settings: Mapping[str, Any], split: str):
 def trained_scorer(settings: Mapping[str, Any] | None, checkpoint: str | Path, cfg, device):
     """``(scorer, source name)`` of a run's trained detector: the WSOD network (proposal scores
     x_rc) or, for a Fast R-CNN run, the retrained detector (class scores and regressed boxes); see
-    :func:`wsjds.infer.detect_split` for the scorer's signature. ``cfg`` is an InferenceConfig;
+    :func:`wsjds.stages.infer.detect_split` for the scorer's signature. ``cfg`` is an InferenceConfig;
     ``settings`` are the run's, None: those the checkpoint was trained with."""
-    from wsjds.train import load_checkpoint
+    from wsjds.stages.train import load_checkpoint
 
     state = load_checkpoint(checkpoint)
     if settings is None:
         settings = json.loads(state["settings"])
     if "frcnn" in settings:
-        from wsjds.frcnn import build_frcnn, frcnn_scorer
+        from wsjds.stages.frcnn import build_frcnn, frcnn_scorer
 
         model = build_frcnn(settings, pretrained=False)
         model.load_state_dict(state["model"])
         return frcnn_scorer(model.to(device), cfg, device), "wsjds frcnn"
-    from wsjds.infer import wsddn_scorer
+    from wsjds.stages.infer import wsddn_scorer
 
     return wsddn_scorer(trained_wsjds(settings, state).to(device), cfg, device), "wsjds detect"
 

@@ -1,5 +1,5 @@
 """The CGL training task: the WS-JDS network, its center-loss memory and the per-image objective,
-as the training engine (wsjds.train) drives it."""
+as the training engine (wsjds.stages.train) drives it."""
 
 from __future__ import annotations
 

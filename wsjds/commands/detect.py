@@ -44,10 +44,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run_detect(args: argparse.Namespace) -> int:
-    from wsjds.infer import InferenceConfig, detect_split
+    from wsjds.stages.infer import InferenceConfig, detect_split
     from wsjds.runs import trained_scorer
-    from wsjds.shards import parse_shard, shard_ids
-    from wsjds.train import resolve_device
+    from wsjds.artifacts.shards import parse_shard, shard_ids
+    from wsjds.stages.train import resolve_device
 
     settings, source = settings_and_split(args.settings, args.split)
     device = resolve_device(args.device)
@@ -62,8 +62,8 @@ def run_detect(args: argparse.Namespace) -> int:
 
 
 def run_merge(args: argparse.Namespace) -> int:
-    from wsjds.detections import DetectionStore
-    from wsjds.shards import merge_shards
+    from wsjds.artifacts.detections import DetectionStore
+    from wsjds.artifacts.shards import merge_shards
 
     settings, source = settings_and_split(args.settings, args.split)
     count = merge_shards(DetectionStore, args.shards, args.out, source.ids, dataset=settings["dataset"]["name"],
@@ -73,7 +73,7 @@ def run_merge(args: argparse.Namespace) -> int:
 
 
 def run_export(args: argparse.Namespace) -> int:
-    from wsjds.detections import DetectionStore, to_coco_results, to_voc_comp4
+    from wsjds.artifacts.detections import DetectionStore, to_coco_results, to_voc_comp4
     from wsjds.io import atomic_path
 
     with DetectionStore.open(args.detections) as store:

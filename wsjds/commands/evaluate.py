@@ -50,7 +50,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     voc.add_argument("--kind", choices=CHAIN_KINDS, help="dataset kind (default: what the root's dataset.json says, else voc)")
     voc.add_argument("--boxes", help="a tags dataset's box annotations: VOC XML folder or COCO instances JSON")
     voc.add_argument("--detections", required=True,
-                     help="detections .h5 (wsjds.detections), a JSON list {image_id, category_id (0-based), "
+                     help="detections .h5 (format wsjds.detections), a JSON list {image_id, category_id (0-based), "
                           "bbox [x, y, w, h], score}, or a directory of comp4_det_{split}_{class}.txt files")
     voc.add_argument("--metric", required=True, choices=METRICS)
     voc.add_argument("--use07", action=argparse.BooleanOptionalAction, default=None,
@@ -97,7 +97,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     cls.add_argument("--root", required=True, help="dataset root (VOC layout, synthetic or a prepared tags root)")
     cls.add_argument("--split", required=True)
     cls.add_argument("--kind", choices=CHAIN_KINDS, help="dataset kind (default: what the root's dataset.json says, else voc)")
-    cls.add_argument("--detections", required=True, help="detections HDF5 (wsjds.detections), COCO JSON or comp4 dir")
+    cls.add_argument("--detections", required=True, help="detections HDF5 (format wsjds.detections), COCO JSON or comp4 dir")
     cls.add_argument("--out", required=True, help="metrics JSON to write (atomically)")
     cls.set_defaults(func=_run_classification)
 

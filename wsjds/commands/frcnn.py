@@ -22,8 +22,8 @@ def run_train(args: argparse.Namespace) -> int:
     from functools import partial
 
     from wsjds.data.kinds import open_split
-    from wsjds.frcnn import FastRCNNTask, PseudoGTImages
-    from wsjds.train import load_checkpoint
+    from wsjds.stages.frcnn import FastRCNNTask, PseudoGTImages
+    from wsjds.stages.train import load_checkpoint
 
     settings = read_run_settings(args.settings, "frcnn", "wsjds train")
     wsod_state = None

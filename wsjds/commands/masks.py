@@ -19,7 +19,7 @@ import logging
 from pathlib import Path
 
 from wsjds.errors import ArtifactError
-from wsjds.mask_store import BOX_VARIANTS, MODEL_VARIANTS, VARIANTS
+from wsjds.artifacts.mask_store import BOX_VARIANTS, MODEL_VARIANTS, VARIANTS
 from wsjds.runs import settings_and_split
 
 log = logging.getLogger(__name__)
@@ -33,7 +33,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     commands = parser.add_subparsers(dest="masks_command", required=True, metavar="SUBCOMMAND")
 
     run = commands.add_parser("run", help="masks for the detections of one shard of a split")
-    run.add_argument("--detections", required=True, help="detections store of the split (wsjds.detections)")
+    run.add_argument("--detections", required=True, help="detections store of the split (format wsjds.detections)")
     run.add_argument("--split", required=True)
     run.add_argument("--shard", default="0/1", help="INDEX/COUNT of the detections' image list (default: all)")
     for variant in VARIANTS:
@@ -72,9 +72,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 def run_masks(args: argparse.Namespace) -> int:
     import torch
 
-    from wsjds.detections import DetectionStore
-    from wsjds.masks import MaskParams, write_masks
-    from wsjds.shards import parse_shard, shard_ids
+    from wsjds.artifacts.detections import DetectionStore
+    from wsjds.stages.masks import MaskParams, write_masks
+    from wsjds.artifacts.shards import parse_shard, shard_ids
 
     outputs = {v: getattr(args, f"{v}_out") for v in VARIANTS if getattr(args, f"{v}_out")}
     if not outputs:
@@ -99,9 +99,9 @@ def run_masks(args: argparse.Namespace) -> int:
 
 
 def run_merge(args: argparse.Namespace) -> int:
-    from wsjds.detections import DetectionStore
-    from wsjds.mask_store import MaskStore
-    from wsjds.shards import merge_shards
+    from wsjds.artifacts.detections import DetectionStore
+    from wsjds.artifacts.mask_store import MaskStore
+    from wsjds.artifacts.shards import merge_shards
 
     with DetectionStore.open(args.detections) as detections:
         header = detections.header
@@ -113,7 +113,7 @@ def run_merge(args: argparse.Namespace) -> int:
 
 def run_export(args: argparse.Namespace) -> int:
     from wsjds.data.coco import COCODataset
-    from wsjds.mask_store import MaskStore, to_coco_segm_results
+    from wsjds.artifacts.mask_store import MaskStore, to_coco_segm_results
 
     category_ids = known = None
     with MaskStore.open(args.masks) as store:
@@ -183,7 +183,7 @@ def _trained_model(args: argparse.Namespace, detections):
     import json
 
     from wsjds.runs import trained_wsjds
-    from wsjds.train import load_checkpoint, resolve_device
+    from wsjds.stages.train import load_checkpoint, resolve_device
 
     state = load_checkpoint(args.checkpoint)
     settings = json.loads(state["settings"])

@@ -28,8 +28,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from wsjds.predict import Predictor, predict_images
-    from wsjds.train import resolve_device
+    from wsjds.stages.predict import Predictor, predict_images
+    from wsjds.stages.train import resolve_device
 
     predictor = Predictor(args.run, resolve_device(args.device), with_masks=not args.no_masks)
     written = predict_images(predictor, args.images, args.out, progress=not args.no_progress)

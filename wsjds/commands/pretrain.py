@@ -24,7 +24,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     import torch   # imported here so other sub-commands start without loading torch
 
-    from wsjds.pretrain import pretrain_trunk
+    from wsjds.stages.pretrain import pretrain_trunk
 
     settings = json.loads(Path(args.settings).read_text())
     result = pretrain_trunk(settings, args.out, args.report, progress=not args.no_progress)

@@ -15,7 +15,7 @@ from wsjds.proposals.importers import FORMATS, import_proposals
 from wsjds.proposals.postprocess import ProposalPolicy
 from wsjds.proposals.selective_search import MODES, SelectiveSearchParams, compute_shard, set_num_threads
 from wsjds.proposals.store import merge_proposal_shards
-from wsjds.shards import parse_shard, shard_ids
+from wsjds.artifacts.shards import parse_shard, shard_ids
 
 log = logging.getLogger(__name__)
 

@@ -14,7 +14,7 @@ from wsjds.data.coco import COCODataset
 from wsjds.data.kinds import CHAIN_KINDS, open_split
 from wsjds.evaluation.ground_truth import ground_truth_from_annotations
 from wsjds.evaluation.corloc import CORLOC_DEFINITIONS
-from wsjds.pseudo_gt import POLICIES, PseudoGTPolicy, ReportMatching, make_pseudo_gt
+from wsjds.stages.pseudo_gt import POLICIES, PseudoGTPolicy, ReportMatching, make_pseudo_gt
 
 log = logging.getLogger(__name__)
 
@@ -34,7 +34,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     group.add_argument("--include-difficult-labels", action=argparse.BooleanOptionalAction, default=False,
                        help="count difficult objects as image labels (config datasets.<ds>.include_difficult_labels)")
     parser.add_argument("--scores", required=True,
-                        help="WSOD detections (wsjds.detections) or raw per-proposal scores (wsjds.proposal_scores)")
+                        help="WSOD detections (format wsjds.detections) or raw per-proposal scores (wsjds.proposal_scores)")
     policy = parser.add_argument_group("policy (config pseudo_gt)")
     policy.add_argument("--policy", default="top1", choices=POLICIES,
                         help="top1: the top box per positive class (paper); threshold: every box with score >= "

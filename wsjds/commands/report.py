@@ -79,7 +79,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     gallery.add_argument("--root", required=True, help="dataset root the detections are of")
     gallery.add_argument("--kind", required=True, choices=CHAIN_KINDS)
     gallery.add_argument("--split", required=True)
-    gallery.add_argument("--detections", required=True, help="detections HDF5 (wsjds.detections)")
+    gallery.add_argument("--detections", required=True, help="detections HDF5 (format wsjds.detections)")
     gallery.add_argument("--masks", help="mask HDF5 of the same detections (wsjds masks)")
     gallery.add_argument("--images", type=int, required=True, help="the first N images of the split")
     gallery.add_argument("--columns", type=int, required=True, help="panels per row")
@@ -152,7 +152,7 @@ def run_figure4(args: argparse.Namespace) -> int:
 
     from wsjds.report.figure4 import Figure4Settings, Figure4Style, figure4
     from wsjds.runs import settings_and_split, trained_wsjds
-    from wsjds.train import load_checkpoint, resolve_device
+    from wsjds.stages.train import load_checkpoint, resolve_device
 
     if args.images < 1:
         raise SystemExit(f"wsjds report figure4: --images must be >= 1, got {args.images}")
@@ -177,8 +177,8 @@ def run_gallery(args: argparse.Namespace) -> int:
     from contextlib import ExitStack
 
     from wsjds.data.kinds import open_split
-    from wsjds.detections import DetectionStore
-    from wsjds.mask_store import MaskStore
+    from wsjds.artifacts.detections import DetectionStore
+    from wsjds.artifacts.mask_store import MaskStore
     from wsjds.report.gallery import GalleryStyle, plot_gallery
 
     if args.images < 1 or args.columns < 1:

@@ -67,7 +67,7 @@ def read_run_settings(path: str, section: str, other_command: str) -> dict:
 def train_and_log(args: argparse.Namespace, settings: dict, source, **task) -> int:
     """Train round ``args.round`` of a run and log where it ended; ``task``: train_round's
     ``task_factory`` and ``targets`` for a stage other than CGL."""
-    from wsjds.train import train_round
+    from wsjds.stages.train import train_round
 
     state = train_round(settings, source, args.proposals, args.round, args.out, args.previous, args.scalars,
                         args.device, progress=not args.no_progress, threads=args.threads, **task)

@@ -20,7 +20,7 @@ from torch.utils.data import Dataset, Sampler
 from wsjds.data.images import rgb_tensor
 from wsjds.data.transforms import Augmentation, augment
 from wsjds.proposals.store import ProposalStore
-from wsjds.pseudo_gt_store import PseudoGTStore
+from wsjds.artifacts.pseudo_gt_store import PseudoGTStore
 
 
 class LabelledImages(Protocol):

@@ -2,7 +2,7 @@
 
 Accepted inputs (chosen by :func:`read_detections` from the path):
 
-* the package's detections HDF5 (``wsjds.detections``, see :mod:`wsjds.detections`);
+* the package's detections HDF5 (``wsjds.detections``, see :mod:`wsjds.artifacts.detections`);
 * a JSON list of ``{"image_id": str, "category_id": int, "bbox": [x, y, w, h], "score": float}``
   with 0-based class indices into the dataset's class list and boxes in the package convention
   (continuous 0-based coordinates, COCO-style ``[x, y, w, h]``);
@@ -26,7 +26,7 @@ import numpy as np
 
 from wsjds.boxes import from_voc_xml, xywh_to_xyxy
 from wsjds.errors import ArtifactError
-from wsjds.detections import DETECTIONS_FORMAT, DetectionStore
+from wsjds.artifacts.detections import DETECTIONS_FORMAT, DetectionStore
 
 log = logging.getLogger(__name__)
 

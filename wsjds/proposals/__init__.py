@@ -10,7 +10,7 @@ from wsjds.proposals.postprocess import ProposalPolicy, postprocess, validate_pr
 from wsjds.proposals.selective_search import MODES, SelectiveSearchParams, compute_shard, selective_search
 from wsjds.proposals.store import (PROPOSALS_FORMAT, PROPOSALS_VERSION, ProposalStore, ProposalWriter,
                                    merge_proposal_shards)
-from wsjds.shards import parse_shard, shard_ids
+from wsjds.artifacts.shards import parse_shard, shard_ids
 
 __all__ = [
     "DATASET_KINDS",

@@ -1,4 +1,4 @@
-"""The proposal store: one HDF5 file per (dataset, split) on top of :mod:`wsjds.hdf5`.
+"""The proposal store: one HDF5 file per (dataset, split) on top of :mod:`wsjds.artifacts.hdf5`.
 
 Fields: ``boxes`` (K, 4) float32 in the package box convention and ``scores`` (K,) float32 (0
 where the source has none), sorted by descending score. ``with ProposalStore.open(path) as store:
@@ -14,9 +14,9 @@ from typing import Any, Callable, Mapping, Sequence
 import numpy as np
 
 from wsjds.errors import ArtifactError
-from wsjds.hdf5 import FieldSpec, Header, RaggedStore, RaggedWriter, TypedWriter
+from wsjds.artifacts.hdf5 import FieldSpec, Header, RaggedStore, RaggedWriter, TypedWriter
 from wsjds.proposals.postprocess import validate_proposals
-from wsjds.shards import merge_shards
+from wsjds.artifacts.shards import merge_shards
 
 PROPOSALS_FORMAT = "wsjds.proposals"
 PROPOSALS_VERSION = 1
@@ -58,7 +58,7 @@ class ProposalWriter(TypedWriter):
 def merge_proposal_shards(shard_paths: Sequence[str | Path], out: str | Path, *, expected_ids: Sequence[str],
                           dataset: str, split: str, image_size: Callable[[str], tuple[int, int]] | None = None,
                           progress: bool = True) -> int:
-    """Join proposal shards into one store of the whole split (:func:`wsjds.shards.merge_shards`),
+    """Join proposal shards into one store of the whole split (:func:`wsjds.artifacts.shards.merge_shards`),
     re-validating every image; ``image_size`` (the dataset's) cross-checks each stored size."""
 
     def check_image(store: RaggedStore, image_id: str, rows: Mapping[str, np.ndarray]) -> None:

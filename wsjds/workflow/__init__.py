@@ -359,8 +359,8 @@ def predict_settings(config: Mapping, ds: str, run: str) -> dict:
     settings (inference preset, the test split's proposal settings) and, where the method has a
     segmentation branch, the mask settings and the WSOD run that makes the masks. Paths are
     relative to the run directory, so a copied run directory still predicts."""
-    from wsjds.mask_store import MODEL_VARIANTS
-    from wsjds.masks import MaskConfig
+    from wsjds.artifacts.mask_store import MODEL_VARIANTS
+    from wsjds.stages.masks import MaskConfig
     from wsjds.workflow.proposals import max_per_image, proposal_settings
 
     cfg = config["datasets"][ds]
@@ -417,7 +417,7 @@ def detect_settings(config: Mapping, ds: str, run: str = DEFAULT_METHOD) -> dict
 def mask_settings(config: Mapping, ds: str) -> dict:
     """What the crf / nocrf masks depend on beside the checkpoint (results/{ds}/{method}/mask_settings.json):
     the dataset, its classes and the mask parameters (``masks``, with ``masks.datasets.<ds>`` applied)."""
-    from wsjds.masks import MaskConfig
+    from wsjds.stages.masks import MaskConfig
 
     return {**_dataset_and_classes(config, ds), "masks": MaskConfig.from_config(config["masks"], ds).params.to_json()}
 

@@ -30,8 +30,8 @@ def report_targets(config: Mapping, ds: str, method: str = wf.DEFAULT_METHOD) ->
 def gallery_inputs(config: Mapping, ds: str, method: str, split: str) -> dict[str, str]:
     """The gallery's detections (the Fast R-CNN retrained on ``method``'s pseudo GT) and, where the
     method has a segmentation branch, the masks the masks stage made for them."""
-    from wsjds.mask_store import MODEL_VARIANTS
-    from wsjds.masks import MaskConfig
+    from wsjds.artifacts.mask_store import MODEL_VARIANTS
+    from wsjds.stages.masks import MaskConfig
 
     base = f"results/{ds}/{method}"
     inputs = {"dataset": wf.dataset_input(config, ds, split), "detections": f"{base}/frcnn/detections/{split}.h5"}
@@ -101,7 +101,7 @@ def pr_curve_flags(config: Mapping, ds: str) -> str:
 def figure4_flags(config: Mapping, ds: str) -> str:
     """``wsjds report figure4`` flags: config ``report.figure4`` and the masks stage's single test
     scale of the dataset (the scale the segmentation branch is read at)."""
-    from wsjds.masks import MaskConfig
+    from wsjds.stages.masks import MaskConfig
 
     style = config["report"]["figure4"]
     masks = MaskConfig.from_config(config["masks"], ds).params

@@ -22,7 +22,7 @@ from tqdm import tqdm
 
 from wsjds.data.images import rgb_tensor
 from wsjds.data.transforms import inference_views
-from wsjds.detections import DetectionWriter, ProposalScoresWriter
+from wsjds.artifacts.detections import DetectionWriter, ProposalScoresWriter
 from wsjds.model.wsjds import WSJDSModel
 from wsjds.proposals.store import ProposalStore
 

@@ -15,7 +15,7 @@ connected CRF", §4.2):
 
 The two box-only baselines of the paper's COCO table (Table 5): :func:`box_mask` (BB: the box) and
 :func:`ellipse_mask` (ELL: the ellipse inscribed in the box). Masks are stored as COCO RLE
-(``wsjds.mask_store``).
+(``wsjds.artifacts.mask_store``).
 
 Pixel rule: pixel (row j, column i) covers [i, i + 1) x [j, j + 1) (``wsjds.boxes``); it belongs to a
 box, or an ellipse, when its centre (i + 0.5, j + 0.5) does. For integer boxes the BB mask is
@@ -38,7 +38,7 @@ from wsjds.crf import CRFParams, dense_crf
 from wsjds.errors import ArtifactError
 from wsjds.data.images import rgb_tensor
 from wsjds.data.transforms import resize
-from wsjds.mask_store import MODEL_VARIANTS, VARIANTS, MaskWriter, encode_rle
+from wsjds.artifacts.mask_store import MODEL_VARIANTS, VARIANTS, MaskWriter, encode_rle
 
 if TYPE_CHECKING:   # torch loads only when masks are made, so the CLI starts fast
     import torch
@@ -234,7 +234,7 @@ def write_masks(image_ids: Sequence[str], detections: Any, outputs: Mapping[str,
                 params: MaskParams | None = None, model: torch.nn.Module | None = None, source: Any = None,
                 device: torch.device | None = None, provenance: Mapping[str, Any] | None = None,
                 progress: bool = True) -> int:
-    """Masks of ``image_ids`` for the detections in ``detections`` (a :class:`~wsjds.detections.DetectionStore`),
+    """Masks of ``image_ids`` for the detections in ``detections`` (a :class:`~wsjds.artifacts.detections.DetectionStore`),
     one mask file per entry of ``outputs`` ``{variant: path}`` (each written atomically).
 
     ``crf`` / ``nocrf`` need ``params``, the trained ``model`` (with a segmentation branch), ``device``

@@ -1,4 +1,4 @@
-"""Detection stores on top of :mod:`wsjds.hdf5`, and their exports to standard tools.
+"""Detection stores on top of :mod:`wsjds.artifacts.hdf5`, and their exports to standard tools.
 
 Two artifacts:
 
@@ -27,7 +27,7 @@ import numpy as np
 
 from wsjds.boxes import to_voc_xml, xyxy_to_xywh
 from wsjds.errors import ArtifactError
-from wsjds.hdf5 import FieldSpec, Header, RaggedStore, RaggedWriter, TypedWriter
+from wsjds.artifacts.hdf5 import FieldSpec, Header, RaggedStore, RaggedWriter, TypedWriter
 from wsjds.io import atomic_path
 
 log = logging.getLogger(__name__)

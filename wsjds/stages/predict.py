@@ -44,7 +44,7 @@ class Predictor:
     """A trained run, ready for new images: ``Predictor.from_run(dir)(image)`` -> :class:`Prediction`."""
 
     def __init__(self, run_dir: str | Path, device: Any, with_masks: bool = True):
-        from wsjds.infer import InferenceConfig
+        from wsjds.stages.infer import InferenceConfig
         from wsjds.proposals.postprocess import ProposalPolicy
         from wsjds.proposals.selective_search import SelectiveSearchParams
         from wsjds.runs import load_settings, trained_scorer
@@ -68,7 +68,7 @@ class Predictor:
 
     def __call__(self, image: np.ndarray, name: str = "image") -> Prediction:
         """``image`` (H, W, 3) uint8 RGB; ``name`` appears in errors."""
-        from wsjds.infer import postprocess
+        from wsjds.stages.infer import postprocess
         from wsjds.proposals.postprocess import postprocess as clean_proposals
         from wsjds.proposals.selective_search import selective_search
 
@@ -81,7 +81,7 @@ class Predictor:
         return Prediction(image, boxes, scores, labels, self._cut_masks(image, boxes, labels))
 
     def _cut_masks(self, image: np.ndarray, boxes: np.ndarray, labels: np.ndarray) -> list[np.ndarray] | None:
-        from wsjds.masks import class_probabilities, crf_class_maps, detection_masks, threshold_class_maps
+        from wsjds.stages.masks import class_probabilities, crf_class_maps, detection_masks, threshold_class_maps
 
         if self.masks is None:
             return None
@@ -96,9 +96,9 @@ class Predictor:
         return detection_masks(variant, boxes, labels, width, height, maps)
 
     def _mask_model(self):
-        from wsjds.masks import MaskParams
+        from wsjds.stages.masks import MaskParams
         from wsjds.runs import load_settings, trained_wsjds
-        from wsjds.train import load_checkpoint
+        from wsjds.stages.train import load_checkpoint
 
         spec = self.settings["masks"]
         settings = load_settings(self._existing(self.run_dir / spec["settings"]))
@@ -153,7 +153,7 @@ def predict_images(predictor: Predictor, inputs: Sequence[str | Path], out_dir: 
 def coco_entries(image: str, prediction: Prediction, classes: Sequence[str]) -> list[dict[str, Any]]:
     """The COCO results-style list of one image's detections (see the module docstring)."""
     from wsjds.boxes import xyxy_to_xywh
-    from wsjds.mask_store import encode_rle, rle_object
+    from wsjds.artifacts.mask_store import encode_rle, rle_object
 
     height, width = prediction.image.shape[:2]
     entries = []

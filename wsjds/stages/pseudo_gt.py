@@ -11,7 +11,7 @@ order):
 
 Candidates come from the WSOD detections file (``wsjds.detections``: the detections of the class)
 or from the raw per-proposal scores (``wsjds.proposal_scores``: every proposal, scored for the
-class). Equal scores keep stored order. The result is ``wsjds.pseudo_gt`` HDF5 (:mod:`wsjds.pseudo_gt_store`;
+class). Equal scores keep stored order. The result is ``wsjds.pseudo_gt`` HDF5 (:mod:`wsjds.artifacts.pseudo_gt_store`;
 per image sorted by class, then descending score) plus a JSON sanity report: boxes per class and, where real boxes exist, the
 CorLoc and precision of the pseudo boxes against them.
 """
@@ -27,15 +27,15 @@ import h5py
 import numpy as np
 
 from wsjds.errors import ArtifactError
-from wsjds.detections import (DETECTIONS_FORMAT, PROPOSAL_SCORES_FORMAT, DetectionStore,
+from wsjds.artifacts.detections import (DETECTIONS_FORMAT, PROPOSAL_SCORES_FORMAT, DetectionStore,
                               ProposalScoresStore)
 from wsjds.evaluation.corloc import evaluate_corloc
 from wsjds.evaluation.detections_io import FlatDetections
 from wsjds.evaluation.ground_truth import GroundTruth
 from wsjds.evaluation.matching import best_overlaps
-from wsjds.hdf5 import Header, RaggedWriter
+from wsjds.artifacts.hdf5 import Header, RaggedWriter
 from wsjds.io import write_json
-from wsjds.pseudo_gt_store import PSEUDO_GT_FIELDS, PSEUDO_GT_FORMAT, PSEUDO_GT_VERSION
+from wsjds.artifacts.pseudo_gt_store import PSEUDO_GT_FIELDS, PSEUDO_GT_FORMAT, PSEUDO_GT_VERSION
 
 log = logging.getLogger(__name__)
 

@@ -1,7 +1,7 @@
-"""Mask stores on :mod:`wsjds.hdf5` and their export as COCO segmentation results.
+"""Mask stores on :mod:`wsjds.artifacts.hdf5` and their export as COCO segmentation results.
 
 Artifact ``wsjds.masks`` (results/{ds}/{method}/masks/{split}.{variant}.h5): one file per variant
-(:data:`VARIANTS`, made by :mod:`wsjds.masks`), so each is made, rerun, exported and scored on its
+(:data:`VARIANTS`, made by :mod:`wsjds.stages.masks`), so each is made, rerun, exported and scored on its
 own and a method without a segmentation branch still has the box baselines. Per detection row:
 ``boxes`` (R, 4) float32 (package convention), ``scores`` (R,) float32, ``labels`` (R,) int64
 (0-based classes), copied from the input detections so the file is self-contained, and ``rle``
@@ -24,7 +24,7 @@ from pycocotools import mask as mask_utils
 
 from wsjds.boxes import xyxy_to_xywh
 from wsjds.errors import ArtifactError
-from wsjds.hdf5 import FieldSpec, Header, RaggedStore, RaggedWriter, TypedWriter, VLEN_BYTES
+from wsjds.artifacts.hdf5 import FieldSpec, Header, RaggedStore, RaggedWriter, TypedWriter, VLEN_BYTES
 from wsjds.io import atomic_path
 
 log = logging.getLogger(__name__)

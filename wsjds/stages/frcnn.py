@@ -27,7 +27,7 @@ from wsjds.cgl.objective import Objective
 from wsjds.data.dataset import Sample
 from wsjds.data.images import read_rgb, rgb_tensor
 from wsjds.data.transforms import inference_views
-from wsjds.infer import InferenceConfig
+from wsjds.stages.infer import InferenceConfig
 from wsjds.model.backbone import PixelConvention
 from wsjds.model.backbones import build_backbone
 from wsjds.model.feature_cache import FrozenFeatureCache
@@ -55,7 +55,7 @@ class FastRCNN(nn.Module):
             fg_iou_thresh=head["fg_iou"], bg_iou_thresh=head["bg_iou"],
             batch_size_per_image=head["rois_per_image"], positive_fraction=head["positive_fraction"],
             bbox_reg_weights=tuple(head["bbox_reg_weights"]), score_thresh=0.0, nms_thresh=1.0,
-            detections_per_img=1_000_000,   # post-processing happens in wsjds.infer, after test-time averaging
+            detections_per_img=1_000_000,   # post-processing happens in wsjds.stages.infer, after test-time averaging
         )
 
     def forward(self, image: torch.Tensor, rois: torch.Tensor, targets: list[dict[str, torch.Tensor]] | None = None,
@@ -79,7 +79,7 @@ class FastRCNN(nn.Module):
 
 
 class FastRCNNTask:
-    """The Fast R-CNN training task for :mod:`wsjds.train`: pseudo-GT targets, RoIHeads losses."""
+    """The Fast R-CNN training task for :mod:`wsjds.stages.train`: pseudo-GT targets, RoIHeads losses."""
 
     def __init__(self, settings: Mapping[str, Any], device: torch.device, amp_bf16: bool = False,
                  wsod_state: Mapping[str, torch.Tensor] | None = None):
@@ -129,7 +129,7 @@ def build_frcnn(settings: Mapping[str, Any], wsod_state: Mapping[str, torch.Tens
 
 
 def frcnn_scorer(model: FastRCNN, cfg: InferenceConfig, device: torch.device):
-    """``(image, boxes, scores) -> (scores (R, C), boxes (R, C, 4))`` for :func:`wsjds.infer.detect_split`."""
+    """``(image, boxes, scores) -> (scores (R, C), boxes (R, C, 4))`` for :func:`wsjds.stages.infer.detect_split`."""
     return lambda image, boxes, scores: frcnn_scores(model, image, boxes, cfg, device)
 
 
@@ -174,7 +174,7 @@ class PseudoGTImages:
     reader's method that opens no annotation); the dataset's real boxes are never opened."""
 
     def __init__(self, image_path: Callable[[str], Path], pseudo_gt: str | Path):
-        from wsjds.pseudo_gt_store import PseudoGTStore
+        from wsjds.artifacts.pseudo_gt_store import PseudoGTStore
 
         self.image_path = image_path
         with PseudoGTStore.open(pseudo_gt) as store:

@@ -13,7 +13,7 @@ import numpy as np
 from tqdm import tqdm
 
 from wsjds.errors import ArtifactError
-from wsjds.hdf5 import Header, RaggedStore, RaggedWriter
+from wsjds.artifacts.hdf5 import Header, RaggedStore, RaggedWriter
 from wsjds.image_ids import check_ids
 
 log = logging.getLogger(__name__)

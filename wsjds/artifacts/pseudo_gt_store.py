@@ -1,4 +1,4 @@
-"""The pseudo-GT store on :mod:`wsjds.hdf5`: what rule pseudo_gt writes (:mod:`wsjds.pseudo_gt`) and
+"""The pseudo-GT store on :mod:`wsjds.artifacts.hdf5`: what rule pseudo_gt writes (:mod:`wsjds.stages.pseudo_gt`) and
 Fast R-CNN training reads.
 
 Artifact ``wsjds.pseudo_gt`` (results/{ds}/{method}/pseudo_gt.h5): per image, ``boxes`` (K, 4)
@@ -11,7 +11,7 @@ from collections.abc import Mapping
 
 import numpy as np
 
-from wsjds.hdf5 import FieldSpec, RaggedStore
+from wsjds.artifacts.hdf5 import FieldSpec, RaggedStore
 
 PSEUDO_GT_FORMAT = "wsjds.pseudo_gt"
 PSEUDO_GT_VERSION = 1
