@@ -156,6 +156,7 @@ def test_mask_config_resolves_dataset_overrides_and_round_trips_through_the_sett
     assert voc.variants == ("crf", "nocrf", "bb", "ell")
     settings = json.loads(json.dumps(wf.mask_settings(config, "synth")))     # as rule mask_settings writes it
     assert MaskParams.from_json(settings["masks"]) == synth.params
+    assert type(synth.params.crf.reference_side) is float and type(synth.params.crf.iterations) is int  # YAML's 500
     assert (synth.params.max_side, synth.params.flip, synth.params.crf.iterations, synth.params.unary_floor) == \
         (320, False, 10, 1e-4)
 

@@ -5,7 +5,9 @@ Used by the constrain-to-boundary loss during training (reference §2.6b) and by
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, fields
+from typing import Any
 
 import numpy as np
 import pydensecrf.densecrf as dcrf
@@ -24,6 +26,12 @@ class CRFParams:
     bilateral_srgb: float = 13.0
     bilateral_compat: float = 10.0
     reference_side: float = 500.0
+
+    @classmethod
+    def from_config(cls, section: Mapping[str, Any]) -> "CRFParams":
+        """The fields of a config ``crf`` section by name, each as its field's type (YAML reads 500 for
+        500.0); other keys of the section (``unary_floor``) belong to the caller."""
+        return cls(**{f.name: type(f.default)(section[f.name]) for f in fields(cls)})
 
 
 def dense_crf(image: np.ndarray, unary: np.ndarray, params: CRFParams) -> np.ndarray:

@@ -83,7 +83,7 @@ class MaskParams:
     def from_json(cls, data: Mapping[str, Any]) -> "MaskParams":
         """Inverse of :meth:`to_json`."""
         return cls(data["scale"], data["max_side"], data["flip"], data["threshold"], data["crf_labels"],
-                   CRFParams(**data["crf"]), data["unary_floor"])
+                   CRFParams.from_config(data["crf"]), data["unary_floor"])
 
 
 @dataclass(frozen=True)
@@ -98,11 +98,9 @@ class MaskConfig:
     def from_config(cls, section: Mapping[str, Any], ds: str) -> "MaskConfig":
         merged = {k: v for k, v in section.items() if k != "datasets"}
         merged.update(section.get("datasets", {}).get(ds, {}))
-        crf = dict(merged["crf"])
-        unary_floor = crf.pop("unary_floor")
-        params = MaskParams(scale=merged["scale"], max_side=merged["max_side"], flip=merged["flip"],
-                            threshold=merged["threshold"], crf_labels=merged["crf_labels"], crf=CRFParams(**crf),
-                            unary_floor=unary_floor)
+        params = MaskParams(scale=int(merged["scale"]), max_side=int(merged["max_side"]), flip=bool(merged["flip"]),
+                            threshold=float(merged["threshold"]), crf_labels=merged["crf_labels"],
+                            crf=CRFParams.from_config(merged["crf"]), unary_floor=float(merged["crf"]["unary_floor"]))
         unknown = sorted(set(merged["variants"]) - set(VARIANTS))
         if unknown:
             raise ValueError(f"masks.variants: unknown {unknown}; known {list(VARIANTS)}")
