@@ -55,8 +55,6 @@ def final_checkpoint(wildcards):
     return wf.final_checkpoint(config, wildcards.ds, wildcards.run)
 
 
-
-
 def detection_shards(wildcards):
     n = wf.inference_shards(config, wildcards.ds, wildcards.run)
     base = f"results/{wildcards.ds}/{wildcards.run}/detections/shards/{wildcards.split}"

@@ -104,15 +104,15 @@ def test_the_wildcards_take_configured_methods_with_a_seed_only():
 
 
 def test_a_seed_suffix_is_the_training_seed_of_the_wsod_and_fast_rcnn_runs():
-    plain, seeded = wf.run_settings(CONFIG, "synth", "wsjds"), wf.run_settings(CONFIG, "synth", "wsjds-seed12")
+    plain, seeded = wf.train_settings(CONFIG, "synth", "wsjds"), wf.train_settings(CONFIG, "synth", "wsjds-seed12")
     recipe = CONFIG["training"][CONFIG["datasets"]["synth"]["training"]]
     assert plain["training"]["seed"] == recipe["seed"] != 12 and seeded["training"]["seed"] == 12
     assert seeded["method_name"] == "wsjds-seed12" and seeded["method"] == CONFIG["methods"]["wsjds"]
     assert {k: v for k, v in seeded["training"].items() if k != "seed"} == \
            {k: v for k, v in plain["training"].items() if k != "seed"}
     assert settings_hash(seeded) != settings_hash(plain)
-    assert settings_hash(seeded) != settings_hash(wf.run_settings(CONFIG, "synth", "wsjds-seed13"))
-    frcnn, frcnn_seeded = (wf.run_settings(CONFIG, "synth", f"{m}/frcnn") for m in ("wsjds", "wsjds-seed12"))
+    assert settings_hash(seeded) != settings_hash(wf.train_settings(CONFIG, "synth", "wsjds-seed13"))
+    frcnn, frcnn_seeded = (wf.frcnn_settings(CONFIG, "synth", m) for m in ("wsjds", "wsjds-seed12"))
     frcnn_recipe = CONFIG["training"][CONFIG["frcnn"][CONFIG["datasets"]["synth"]["frcnn"]]["training"]]
     assert frcnn["training"]["seed"] == frcnn_recipe["seed"] and frcnn_seeded["training"]["seed"] == 12
     assert frcnn_seeded["method_name"] == "wsjds-seed12" and settings_hash(frcnn_seeded) != settings_hash(frcnn)
@@ -265,14 +265,15 @@ def test_dry_run_plans_every_method_and_seed_and_fast_rcnn_for_frcnn_methods_onl
     synth = CONFIG["datasets"]["synth"]
     rounds = CONFIG["training"][synth["training"]]["rounds"]
     frcnn_rounds = CONFIG["training"][CONFIG["frcnn"][synth["frcnn"]]["training"]]["rounds"]
-    checkpoints = {f for job in jobs if job.rule == "train_round" for f in job.outputs if f.endswith(".pt")}
+    checkpoints = {f for job in jobs if job.rule in ("train_round", "frcnn_round") for f in job.outputs
+                   if f.endswith(".pt")}
     expected = {f"results/synth/{m}-seed{s}/round{k}.pt" for m in ("wsddn", "seg2det") for s in (5, 7)
                 for k in range(1, rounds + 1)}
     expected |= {f"results/synth/wsddn-seed{s}/frcnn/round{k}.pt" for s in (5, 7) for k in range(1, frcnn_rounds + 1)}
     assert checkpoints == expected
     stats = counts(jobs)
     assert stats["ablation"] == 1 and stats["pseudo_gt"] == 2 and "pretrain_trunk" not in stats   # ImageNet trunk
-    assert stats["train_settings"] == 4 + 2 and stats["voc_metric"] == 4 * 2 + 2 and stats["failure_modes"] == 4
+    assert stats["train_settings"] == 4 and stats["frcnn_settings"] == 2 and stats["voc_metric"] == 4 * 2 + 2 and stats["failure_modes"] == 4
     (ablation,) = [job for job in jobs if job.rule == "ablation"]
     assert ablation.outputs == ("results/synth_ablation.json", "results/synth_ablation.png")
     assert set(ablation.inputs) == set(ablation_inputs({**CONFIG, **SMALL}, "synth").values())
@@ -284,7 +285,7 @@ def test_seeded_runs_get_masks_by_their_method_s_branch(tmp_path):
     assert result.returncode == 0, result.stderr[-3000:]
     jobs = planned(result.stdout)
     model_masks = {f for job in jobs if job.rule == "masks_model_shard" for f in job.inputs}
-    assert "results/synth/seg2det-seed5/settings.json" in model_masks
+    assert {"results/synth/seg2det-seed5/mask_settings.json", "results/synth/seg2det-seed5/round2.pt"} <= model_masks
     assert not any("wsddn-seed5" in f for f in model_masks)                    # no segmentation branch
     baselines = {f for job in jobs if job.rule == "masks_box_baseline" for f in job.outputs}
     assert {"results/synth/wsddn-seed5/masks/test.bb.h5", "results/synth/wsddn-seed5/masks/test.ell.h5"} <= baselines

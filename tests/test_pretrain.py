@@ -149,8 +149,8 @@ def test_weights_entry_with_pretraining_must_use_the_rule_output_path():
 def test_train_rounds_wait_for_the_pretrained_trunk():
     config = _config()
     config["datasets"]["synth"]["model"] = "vgg16_small"       # the scene-pretrained trunk, asked for by config
-    settings = wf.run_settings(config, "synth", "wsjds")
+    settings = wf.train_settings(config, "synth", "wsjds")
     assert wf.pretrained_inputs(settings) == ["results/pretrained/synth_scenes.pth"]
-    assert wf.pretrained_inputs(wf.run_settings(_config(), "synth", "wsjds")) == []   # ImageNet Lite0: no stage
-    assert wf.pretrained_inputs(wf.run_settings(config, "voc07", "wsjds")) == []
+    assert wf.pretrained_inputs(wf.train_settings(_config(), "synth", "wsjds")) == []   # ImageNet Lite0: no stage
+    assert wf.pretrained_inputs(wf.train_settings(config, "voc07", "wsjds")) == []
     assert isinstance(weights_spec(settings["weights"]), WeightsSpec)

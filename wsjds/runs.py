@@ -1,26 +1,36 @@
 """A run's saved artifacts back as objects: its settings file, its dataset split, its trained network.
 
-Every stage after training (detection, masks, Fast R-CNN) starts from
-``results/{ds}/{run}/settings.json`` and a round checkpoint; this is the one place that turns them
-back into a dataset reader and a model.
+Every stage after training (detection, masks, Fast R-CNN) starts from a settings file (the run's
+``settings.json``, or ``detect_settings.json`` / ``mask_settings.json``) and a round checkpoint,
+which holds the run's settings; this is the one place that turns them back into a dataset reader
+and a model.
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-
-def load_settings(path: str | Path) -> dict[str, Any]:
-    """The resolved settings a run was trained with (rule ``train_settings`` writes them)."""
-    return json.loads(Path(path).read_text())
+from wsjds.errors import ArtifactError
 
 
-def settings_and_split(path: str | Path, split: str) -> tuple[dict[str, Any], Any]:
-    """A run's settings and a reader of ``split`` of its dataset."""
-    settings = load_settings(path)
+def load_settings(path: str | Path, required: Sequence[str] = ()) -> dict[str, Any]:
+    """A settings JSON a rule wrote (``train_settings``, ``frcnn_settings``, ``detect_settings``, ...);
+    a section of ``required`` that is missing (a file from an older wsjds) is an ArtifactError."""
+    settings = json.loads(Path(path).read_text())
+    missing = [key for key in required if key not in settings]
+    if missing:
+        raise ArtifactError(f"the settings have no {', '.join(map(repr, missing))} section (written by an older "
+                            "wsjds?); delete the file and let its rule write it again", path=path)
+    return settings
+
+
+def settings_and_split(path: str | Path, split: str, required: Sequence[str] = ()) -> tuple[dict[str, Any], Any]:
+    """A run's settings (with the sections ``required``, and always ``dataset``) and a reader of
+    ``split`` of its dataset."""
+    settings = load_settings(path, ("dataset", *required))
     return settings, open_split(settings, split)
 
 
@@ -38,16 +48,22 @@ def open_split(settings: Mapping[str, Any], split: str):
     return open_dataset_split(data["kind"], root, split, data["include_difficult_labels"])
 
 
-def trained_scorer(settings: Mapping[str, Any] | None, checkpoint: str | Path, cfg, device):
+def trained_scorer(settings: Mapping[str, Any] | None, checkpoint: str | Path, cfg, device,
+                   classes: Sequence[str] | None = None):
     """``(scorer, source name)`` of a run's trained detector: the WSOD network (proposal scores
     x_rc) or, for a Fast R-CNN run, the retrained detector (class scores and regressed boxes); see
     :func:`wsjds.stages.infer.detect_split` for the scorer's signature. ``cfg`` is an InferenceConfig;
-    ``settings`` are the run's, None: those the checkpoint was trained with."""
+    ``settings`` are the run's, None: those the checkpoint was trained with. ``classes``, when
+    given, must be the run's classes in order (the caller's settings file and the checkpoint agree)."""
     from wsjds.stages.train import load_checkpoint
 
     state = load_checkpoint(checkpoint)
     if settings is None:
         settings = json.loads(state["settings"])
+    if classes is not None and list(classes) != list(settings["classes"]):
+        raise ArtifactError(f"the run was trained on classes {settings['classes']}, the settings file asks for "
+                            f"{list(classes)}; rebuild the settings and the checkpoint with one config",
+                            path=checkpoint)
     if "frcnn" in settings:
         from wsjds.stages.frcnn import build_frcnn, frcnn_scorer
 

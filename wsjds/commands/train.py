@@ -1,4 +1,4 @@
-"""``wsjds train``: one CGL training round (resumable), and ``wsjds train plot`` for the curves."""
+"""``wsjds train``: one CGL training round (resumable), and ``wsjds plot-training`` for the curves."""
 
 from __future__ import annotations
 

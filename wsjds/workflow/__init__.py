@@ -348,12 +348,6 @@ def _seeded_recipe(config: Mapping, recipe: str, method: str) -> dict:
     return training
 
 
-def run_settings(config: Mapping, ds: str, run: str) -> dict:
-    """Settings of a run: ``{method}`` (CGL training) or ``{method}/frcnn`` (Fast R-CNN retraining)."""
-    method, _, stage = run.partition("/")
-    return frcnn_settings(config, ds, method) if stage == "frcnn" else train_settings(config, ds, method)
-
-
 def predict_settings(config: Mapping, ds: str, run: str) -> dict:
     """What ``wsjds predict --run results/{ds}/{run}`` needs beside the run's settings: its test-time
     settings (inference preset, the test split's proposal settings) and, where the method has a
