@@ -72,6 +72,9 @@ class DetectionStore(RaggedStore):
         rows = self._ragged.read(image_id)
         return ImageDetections(rows["boxes"], rows["scores"], rows["labels"])
 
+    def check_rows(self, image_id: str, rows: Mapping[str, np.ndarray]) -> None:
+        check_image_detections(rows["boxes"], rows["scores"], rows["labels"], len(self.classes), image_id, self.path)
+
     def items(self) -> Iterator[tuple[str, ImageDetections]]:
         """``(image_id, detections)`` in file order."""
         for image_id in self.image_ids:
@@ -100,7 +103,7 @@ class DetectionWriter(TypedWriter):
         boxes = np.asarray(boxes, dtype=np.float32).reshape(-1, 4)
         scores = np.asarray(scores, dtype=np.float32).reshape(-1)
         labels = np.asarray(labels).reshape(-1)
-        _check_image_detections(boxes, scores, labels, self._num_classes, image_id, self._writer.path)
+        check_image_detections(boxes, scores, labels, self._num_classes, image_id, self._writer.path)
         self._writer.append(image_id, width, height, boxes=boxes, scores=scores, labels=labels.astype(np.int64))
 
 
@@ -188,8 +191,10 @@ def to_voc_comp4(store: DetectionStore, out_dir: str | Path, split: str | None =
     return paths
 
 
-def _check_image_detections(boxes: np.ndarray, scores: np.ndarray, labels: np.ndarray, num_classes: int,
-                            image_id: str, path: Path) -> None:
+def check_image_detections(boxes: np.ndarray, scores: np.ndarray, labels: np.ndarray, num_classes: int,
+                           image_id: str, path: Path) -> None:
+    """Raise if one image's detections are not finite (x1, y1, x2, y2) boxes with finite scores and
+    labels in ``[0, num_classes)`` (shared by the detection and mask stores)."""
     if not (boxes.shape[0] == scores.shape[0] == labels.shape[0]):
         raise ValueError(f"image {image_id!r}: {boxes.shape[0]} boxes, {scores.shape[0]} scores, "
                          f"{labels.shape[0]} labels")

@@ -449,6 +449,10 @@ class RaggedStore:
         """Every field's rows of one image, untyped (``{field: (K, ...) array}``): what a merge copies."""
         return self._ragged.read(image_id)
 
+    def check_rows(self, image_id: str, rows: Mapping[str, np.ndarray]) -> None:
+        """Raise :class:`~wsjds.errors.ArtifactError` if one image's rows break the format's rules
+        (what its writer checks); a merge calls it on every image it copies. The base accepts any rows."""
+
     @property
     def ragged_file(self) -> RaggedFile:
         return self._ragged

@@ -24,6 +24,7 @@ from pycocotools import mask as mask_utils
 
 from wsjds.boxes import xyxy_to_xywh
 from wsjds.errors import ArtifactError
+from wsjds.artifacts.detections import check_image_detections
 from wsjds.artifacts.hdf5 import FieldSpec, Header, RaggedStore, RaggedWriter, TypedWriter, VLEN_BYTES
 from wsjds.io import atomic_path
 
@@ -105,6 +106,13 @@ class MaskStore(RaggedStore):
     @property
     def variant(self) -> str:
         return str(self.parameters.get("variant", ""))
+
+    def check_rows(self, image_id: str, rows: Mapping[str, np.ndarray]) -> None:
+        if self.variant not in VARIANTS:
+            raise ArtifactError(f"mask variant {self.variant!r} is not one of {list(VARIANTS)}", path=self.path)
+        check_image_detections(rows["boxes"], rows["scores"], rows["labels"], len(self.classes), image_id, self.path)
+        if any(len(bytes(counts)) == 0 for counts in rows["rle"]):
+            raise ArtifactError("a mask has an empty RLE string", path=self.path, image_id=image_id)
 
     def items(self) -> Iterator[tuple[str, ImageMasks]]:
         """``(image_id, masks)`` in file order."""

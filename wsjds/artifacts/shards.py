@@ -49,8 +49,9 @@ def merge_shards(store_type: type[Store], shards: Sequence[str | Path], out: str
 
     Every expected id must be in exactly one shard and no other id may appear; the shards must agree
     on source, classes and parameters, apart from ``shard_parameters`` (dropped from the merged
-    header). The merged file keeps the shards' fields, dtypes and compression; ``check_image``, when
-    given, re-validates each image's rows. Returns the number of images.
+    header). The merged file keeps the shards' fields, dtypes and compression; each image's rows are
+    re-validated by the store's ``check_rows`` and by ``check_image`` when given. Returns the number
+    of images.
     """
     if not shards:
         raise ValueError("a merge needs at least one shard")
@@ -74,6 +75,7 @@ def merge_shards(store_type: type[Store], shards: Sequence[str | Path], out: str
                                  disable=not progress):
                 store = owner[image_id]
                 rows = store.rows(image_id)
+                store.check_rows(image_id, rows)
                 if check_image is not None:
                     check_image(store, image_id, rows)
                 writer.append(image_id, *store.image_size(image_id), **rows)

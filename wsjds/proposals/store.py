@@ -41,6 +41,12 @@ class ProposalStore(RaggedStore):
     def num_boxes(self, image_id: str) -> int:
         return self.num_rows(image_id)
 
+    def check_rows(self, image_id: str, rows: Mapping[str, np.ndarray]) -> None:
+        width, height = self.image_size(image_id)
+        max_per_image = int(self.parameters.get("max_per_image", sys.maxsize))
+        validate_proposals(rows["boxes"], rows["scores"], width, height, max_per_image=max_per_image,
+                           image_id=image_id, path=self.path)
+
 
 class ProposalWriter(TypedWriter):
     """Write a proposal file atomically: ``with ProposalWriter(...) as w: w.append(id, w, h, boxes, scores)``."""
@@ -59,17 +65,16 @@ def merge_proposal_shards(shard_paths: Sequence[str | Path], out: str | Path, *,
                           dataset: str, split: str, image_size: Callable[[str], tuple[int, int]] | None = None,
                           progress: bool = True) -> int:
     """Join proposal shards into one store of the whole split (:func:`wsjds.artifacts.shards.merge_shards`),
-    re-validating every image; ``image_size`` (the dataset's) cross-checks each stored size."""
+    re-validating every image (:meth:`ProposalStore.check_rows`); ``image_size`` (the dataset's)
+    cross-checks each stored size."""
 
-    def check_image(store: RaggedStore, image_id: str, rows: Mapping[str, np.ndarray]) -> None:
+    def check_size(store: RaggedStore, image_id: str, rows: Mapping[str, np.ndarray]) -> None:
         width, height = store.image_size(image_id)
-        if image_size is not None and image_size(image_id) != (width, height):
+        if image_size(image_id) != (width, height):
             expected_width, expected_height = image_size(image_id)
             raise ArtifactError(f"stored image size {width}x{height} differs from the dataset's "
                                 f"{expected_width}x{expected_height}", path=store.path, image_id=image_id)
-        max_per_image = int(store.parameters.get("max_per_image", sys.maxsize))
-        validate_proposals(rows["boxes"], rows["scores"], width, height, max_per_image=max_per_image,
-                           image_id=image_id, path=store.path)
 
     return merge_shards(ProposalStore, shard_paths, out, expected_ids, dataset=dataset, split=split,
-                        shard_parameters=(SHARD_PARAMETER,), check_image=check_image, progress=progress)
+                        shard_parameters=(SHARD_PARAMETER,), check_image=None if image_size is None else check_size,
+                        progress=progress)
