@@ -119,3 +119,13 @@ def test_inference_views_are_scales_then_flips_and_map_boxes_back():
     np.testing.assert_allclose(views[2].box_scale, [40 / 60, 27 / 40] * 2, rtol=1e-6)
     for view in views:
         np.testing.assert_allclose(view.boxes_to_image(view.rois.copy()), boxes, rtol=1e-5)
+
+
+def test_an_inference_preset_is_read_as_the_field_types():
+    preset = {"scales": [176, 208.0], "max_side": 400, "flip": 1, "max_proposals": 500, "nms_iou": 0,
+              "max_detections": 100, "score_threshold": 0}
+    cfg = InferenceConfig.from_config(preset)
+    assert cfg.scales == (176, 208) and all(type(s) is int for s in cfg.scales)
+    assert type(cfg.nms_iou) is float and type(cfg.score_threshold) is float and cfg.flip is True
+    with pytest.raises(KeyError, match="max_side"):
+        InferenceConfig.from_config({k: v for k, v in preset.items() if k != "max_side"})

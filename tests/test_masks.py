@@ -282,6 +282,36 @@ def test_merge_names_missing_images(tiny_run, tmp_path):
                      dataset="tiny", split="test")
 
 
+def test_detect_and_masks_refuse_settings_that_do_not_fit_the_checkpoint(tiny_run, tmp_path, caplog):
+    """A settings file from an older wsjds (no section the job needs) or of other classes than the run
+    the checkpoint holds stops the job with exit code 2, naming the file, before any image is read."""
+    mask_settings = json.loads((tiny_run / "mask_settings.json").read_text())
+    old = tmp_path / "old_mask_settings.json"
+    old.write_text(json.dumps({k: v for k, v in mask_settings.items() if k != "masks"}))
+    assert cli(["masks", "run", "--detections", str(tiny_run / "detections.h5"), "--split", "test",
+                "--settings", str(old), "--checkpoint", str(tiny_run / "round1.pt"),
+                "--crf-out", str(tmp_path / "c.h5"), "--no-progress"]) == 2
+    assert "no 'masks' section" in caplog.text and "old_mask_settings.json" in caplog.text
+    inference = {"scales": [64], "max_side": 96, "flip": False, "max_proposals": 10, "nms_iou": 0.3,
+                 "max_detections": 10, "score_threshold": 0}
+
+    def detect(settings: dict) -> int:
+        path = tmp_path / "detect_settings.json"
+        path.write_text(json.dumps(settings))
+        return cli(["detect", "run", "--settings", str(path), "--checkpoint", str(tiny_run / "round1.pt"),
+                    "--proposals", str(tmp_path / "none.h5"), "--split", "test", "--out", str(tmp_path / "d.h5"),
+                    "--device", "cpu", "--no-progress"])
+
+    caplog.clear()
+    assert detect({"dataset": mask_settings["dataset"], "classes": list(SYNTH_CLASSES)}) == 2
+    assert "no 'inference' section" in caplog.text
+    caplog.clear()
+    assert detect({"dataset": mask_settings["dataset"], "classes": list(SYNTH_CLASSES)[::-1],
+                   "inference": inference}) == 2
+    assert "trained on classes" in caplog.text and "round1.pt" in caplog.text
+    assert not (tmp_path / "c.h5").exists() and not (tmp_path / "d.h5").exists()
+
+
 def test_model_variants_need_the_model(tiny_run, tmp_path):
     from wsjds.artifacts.detections import DetectionStore
 

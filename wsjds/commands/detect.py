@@ -1,5 +1,5 @@
-"""``wsjds detect``: WSOD detections of a split with test-time augmentation, in shards, then merged
-and exported (COCO results JSON, VOC comp4 files)."""
+"""``wsjds detect``: detections of a split by a WSOD or a Fast R-CNN run, with test-time augmentation,
+in shards, then merged and exported (COCO results JSON, VOC comp4 files)."""
 
 from __future__ import annotations
 
@@ -49,10 +49,10 @@ def run_detect(args: argparse.Namespace) -> int:
     from wsjds.artifacts.shards import parse_shard, shard_ids
     from wsjds.stages.train import resolve_device
 
-    settings, source = settings_and_split(args.settings, args.split)
+    settings, source = settings_and_split(args.settings, args.split, ("classes", "inference"))
     device = resolve_device(args.device)
     cfg = InferenceConfig.from_config(settings["inference"])
-    scorer, name = trained_scorer(None, args.checkpoint, cfg, device)
+    scorer, name = trained_scorer(None, args.checkpoint, cfg, device, classes=settings["classes"])
     ids = shard_ids(source.ids, *parse_shard(args.shard))
     detect_split(scorer, source, args.proposals, ids, args.out, cfg, dataset=settings["dataset"]["name"],
                  split=args.split, classes=settings["classes"], source_name=name, raw_scores_out=args.raw_scores,

@@ -88,7 +88,7 @@ def run_masks(args: argparse.Namespace) -> int:
             missing = [f"--{name}" for name in ("settings", "checkpoint") if getattr(args, name) is None]
             if missing:
                 raise SystemExit(f"wsjds masks run: variants {model_variants} need {', '.join(missing)}")
-            settings, source = settings_and_split(args.settings, args.split)
+            settings, source = settings_and_split(args.settings, args.split, ("masks",))
             params = MaskParams.from_json(settings["masks"])
             model, device = _trained_model(args, detections)
             provenance["checkpoint"] = str(args.checkpoint)

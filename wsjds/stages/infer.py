@@ -43,8 +43,10 @@ class InferenceConfig:
 
     @classmethod
     def from_config(cls, cfg: Mapping[str, Any]) -> "InferenceConfig":
-        return cls(tuple(cfg["scales"]), cfg["max_side"], cfg["flip"], cfg["max_proposals"], cfg["nms_iou"],
-                   cfg["max_detections"], cfg["score_threshold"])
+        """The preset's numbers as the field types (a YAML ``0`` for a float field stays a float)."""
+        return cls(tuple(int(s) for s in cfg["scales"]), int(cfg["max_side"]), bool(cfg["flip"]),
+                   int(cfg["max_proposals"]), float(cfg["nms_iou"]), int(cfg["max_detections"]),
+                   float(cfg["score_threshold"]))
 
 
 @torch.no_grad()
