@@ -153,24 +153,28 @@ rule failure_modes:
         " > {log} 2>&1"
 
 
+rule pseudo_gt_settings:
+    output:
+        "results/{ds}/{method}/pseudo_gt_settings.json",
+    params:
+        settings=lambda wildcards: wf.pseudo_gt_settings(config, wildcards.ds),
+    log:
+        "logs/{ds}/{method}/pseudo_gt_settings.log",
+    wildcard_constraints:
+        ds="|".join(TRAINABLE_DATASETS),
+    localrule: True
+    run:
+        write_json(output[0], params.settings)
+
+
 rule pseudo_gt:
     input:
         dataset=dataset_input,
+        settings="results/{ds}/{method}/pseudo_gt_settings.json",
         scores=pseudo_gt_scores,
     output:
         pgt="results/{ds}/{method}/pseudo_gt.h5",
         report="results/{ds}/{method}/pseudo_gt_report.json",
-    params:
-        root=dataset_root,
-        kind=dataset_kind,
-        split=lambda wildcards: config["datasets"][wildcards.ds]["train_split"],
-        difficult=lambda wildcards: (
-            "--include-difficult-labels"
-            if config["datasets"][wildcards.ds].get("include_difficult_labels")
-            else "--no-include-difficult-labels"
-        ),
-        policy=wf.cli_flags(config["pseudo_gt"]),
-        matching=wf.cli_flags({key: config["evaluation"][key] for key in ("iou_threshold", "corloc_definition")}),
     log:
         "logs/{ds}/{method}/pseudo_gt.log",
     wildcard_constraints:
@@ -178,8 +182,7 @@ rule pseudo_gt:
     conda:
         "../envs/wsjds.yaml"
     shell:
-        "wsjds pseudo-gt --kind {params.kind} --root {params.root} --split {params.split}"
-        " --dataset {wildcards.ds} {params.difficult} --scores {input.scores} {params.policy} {params.matching}"
+        "wsjds pseudo-gt --settings {input.settings} --scores {input.scores}"
         " --out {output.pgt} --report {output.report} > {log} 2>&1"
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import h5py
 import numpy as np
@@ -161,21 +162,50 @@ def test_bad_inputs(split, tmp_path):
                        policy=PseudoGTPolicy())
 
 
-def test_cli(synth, split, tmp_path):
+def _settings(path, synth, **policy):
+    settings = {"dataset": {"name": "synth", "kind": "synthetic", "root": str(synth), "include_difficult_labels": False},
+                "classes": list(SYNTH_CLASSES), "split": "trainval",
+                "pseudo_gt": {"policy": "top1", "score_threshold": None, "top_k": None, "fallback_top1": True, **policy},
+                "matching": {"iou_threshold": 0.5, "corloc_definition": "authors"}}
+    path.write_text(json.dumps(settings))
+    return path
+
+
+def test_cli(synth, split, tmp_path, caplog):
     scores_path = write_detections(tmp_path / "det.h5", split, gt_with_noise)
     out, report = tmp_path / "pgt.h5", tmp_path / "report.json"
-    args = ["pseudo-gt", "--kind", "synthetic", "--root", str(synth), "--split", "trainval", "--dataset", "synth",
-            "--scores", str(scores_path), "--iou-threshold", "0.5", "--corloc-definition", "authors",
-            "--out", str(out), "--report", str(report)]
-    assert main(args) == 0
+
+    def run(**policy) -> int:
+        return main(["pseudo-gt", "--settings", str(_settings(tmp_path / "s.json", synth, **policy)),
+                     "--scores", str(scores_path), "--out", str(out), "--report", str(report)])
+
+    assert run() == 0
     result = json.loads(report.read_text())
     assert result["policy"] == {"kind": "top1", "score_threshold": None, "top_k": None, "fallback_top1": True}
     assert result["corloc"]["definition"] == "authors" and result["corloc"]["mean"] == 1.0
-    assert main(args + ["--policy", "threshold", "--score-threshold", "0.01"]) == 0
+    assert run(policy="threshold", score_threshold=0.01) == 0
     # every candidate of a positive class passes: 3 rows per object of a positive class
     expected = 0
     for image_id in split.ids:
         ann, positive = split.annotation(image_id), split.image_labels(image_id)
         expected += 3 * int(np.sum(positive[ann.labels] > 0))
     assert json.loads(report.read_text())["num_boxes"] == expected
-    assert main(args + ["--policy", "threshold"]) != 0  # a threshold policy without a threshold
+    out.unlink()
+    assert run(policy="threshold") == 2            # a threshold policy without a threshold
+    assert "the threshold policy needs a finite score_threshold" in caplog.text and "s.json" in caplog.text
+    assert not out.exists()
+
+
+def test_the_workflow_settings_give_the_config_policy_and_matching():
+    import yaml
+
+    from wsjds import workflow as wf
+
+    config = yaml.safe_load((Path(__file__).resolve().parents[1] / "config.yaml").read_text())
+    settings = wf.pseudo_gt_settings(config, "synth")
+    assert settings["split"] == config["datasets"]["synth"]["train_split"] and settings["dataset"]["name"] == "synth"
+    assert PseudoGTPolicy.from_config(settings["pseudo_gt"]) == PseudoGTPolicy(
+        config["pseudo_gt"]["policy"], float(config["pseudo_gt"]["score_threshold"]), config["pseudo_gt"]["top_k"],
+        config["pseudo_gt"]["fallback_top1"])
+    assert ReportMatching.from_config(settings["matching"]) == ReportMatching(
+        config["evaluation"]["iou_threshold"], config["evaluation"]["corloc_definition"])

@@ -21,7 +21,7 @@ from __future__ import annotations
 import logging
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any, Iterator, Protocol, Sequence
+from typing import Any, Iterator, Mapping, Protocol, Sequence
 
 import h5py
 import numpy as np
@@ -29,7 +29,7 @@ import numpy as np
 from wsjds.errors import ArtifactError
 from wsjds.artifacts.detections import (DETECTIONS_FORMAT, PROPOSAL_SCORES_FORMAT, DetectionStore,
                               ProposalScoresStore)
-from wsjds.evaluation.corloc import evaluate_corloc
+from wsjds.evaluation.corloc import CORLOC_DEFINITIONS, evaluate_corloc
 from wsjds.evaluation.detections_io import FlatDetections
 from wsjds.evaluation.ground_truth import GroundTruth
 from wsjds.evaluation.matching import best_overlaps
@@ -50,6 +50,16 @@ class ReportMatching:
     iou_threshold: float
     corloc_definition: str
 
+    def __post_init__(self) -> None:
+        if self.corloc_definition not in CORLOC_DEFINITIONS:
+            raise ValueError(f"unknown CorLoc definition {self.corloc_definition!r}; expected one of "
+                             f"{list(CORLOC_DEFINITIONS)}")
+
+    @classmethod
+    def from_config(cls, cfg: Mapping[str, Any]) -> "ReportMatching":
+        """``{iou_threshold, corloc_definition}`` (config ``evaluation``)."""
+        return cls(float(cfg["iou_threshold"]), str(cfg["corloc_definition"]))
+
 
 @dataclass(frozen=True)
 class PseudoGTPolicy:
@@ -67,6 +77,13 @@ class PseudoGTPolicy:
             raise ValueError("the threshold policy needs a finite score_threshold")
         if self.kind == "topk" and (self.top_k is None or self.top_k < 1):
             raise ValueError(f"the topk policy needs top_k >= 1, got {self.top_k}")
+
+    @classmethod
+    def from_config(cls, cfg: Mapping[str, Any]) -> "PseudoGTPolicy":
+        """Config ``pseudo_gt``: ``{policy, score_threshold, top_k, fallback_top1}`` (null where unused)."""
+        threshold, top_k = cfg["score_threshold"], cfg["top_k"]
+        return cls(str(cfg["policy"]), None if threshold is None else float(threshold),
+                   None if top_k is None else int(top_k), bool(cfg["fallback_top1"]))
 
     def select(self, scores: np.ndarray) -> np.ndarray:
         """Indices of the chosen candidates among (K,) ``scores``, by descending score (ties: stored order)."""

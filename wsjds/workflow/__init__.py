@@ -416,6 +416,15 @@ def mask_settings(config: Mapping, ds: str) -> dict:
     return {**_dataset_and_classes(config, ds), "masks": MaskConfig.from_config(config["masks"], ds).params.to_json()}
 
 
+def pseudo_gt_settings(config: Mapping, ds: str) -> dict:
+    """What mining pseudo ground truth depends on beside the WSOD scores
+    (results/{ds}/{method}/pseudo_gt_settings.json): the dataset, its classes, the training split,
+    the ``pseudo_gt`` policy and the ``evaluation`` matching of its sanity report."""
+    return {**_dataset_and_classes(config, ds), "split": config["datasets"][ds]["train_split"],
+            "pseudo_gt": dict(config["pseudo_gt"]),
+            "matching": {key: config["evaluation"][key] for key in ("iou_threshold", "corloc_definition")}}
+
+
 def _dataset_and_classes(config: Mapping, ds: str) -> dict:
     cfg = config["datasets"][ds]
     return {"dataset": {"name": ds, "kind": cfg["kind"], "root": dataset_root(config, ds),
