@@ -175,3 +175,25 @@ def test_checkpoints_load_weights_only_and_record_scalars(tiny, tmp_path):
         train_round(settings, source, store, 3, tmp_path / "round3.pt", tmp_path / "round1.pt", progress=False)
     with pytest.raises(TrainingError, match="needs round 1"):
         train_round(settings, source, store, 2, tmp_path / "round2.pt", None, progress=False)
+
+
+def test_the_initial_centres_follow_init_seed_or_else_the_training_seed(tiny):
+    """cgl.center_loss.init_seed pins the N(0, 1) centres; null draws them from the run's training seed,
+    so ablation seeds vary them (ref §1.5)."""
+    _, _, settings = tiny
+    device = torch.device("cpu")
+
+    def centres(init_seed, training_seed):
+        s = copy.deepcopy(settings)
+        s["cgl"]["center_loss"]["init_seed"] = init_seed
+        s["training"]["seed"] = training_seed
+        return task_module.CGLTask(s, device).center.centres
+
+    pinned = centres(0, 11)
+    num_classes, num_centres, dim = pinned.shape
+    assert (num_centres, dim) == (settings["cgl"]["center_loss"]["centres"], 16)
+    expected = torch.randn(num_classes, num_centres, dim, generator=torch.Generator().manual_seed(0))
+    assert torch.equal(pinned, expected) and torch.equal(centres(0, 12), pinned)
+    assert torch.equal(centres(None, 12), torch.randn(num_classes, num_centres, dim,
+                                                      generator=torch.Generator().manual_seed(12)))
+    assert not torch.equal(centres(None, 12), centres(None, 13))

@@ -27,8 +27,9 @@ class CGLTask:
         num_classes = len(settings["classes"])
         self.model: WSJDSModel = build_model(settings["model"], weights, num_classes, self.method.segmentation).to(device)
         center = settings["cgl"]["center_loss"]
+        init_seed = settings["training"]["seed"] if center["init_seed"] is None else center["init_seed"]
         self.center = CenterLoss(num_classes, self.model.detection.fc7.out_features, center["centres"], center["top_k"],
-                                 center["lr"], generator=torch.Generator().manual_seed(0)).to(device)
+                                 center["lr"], generator=torch.Generator().manual_seed(init_seed)).to(device)
         self.center_every = center["update_every_images"]
         self.state_modules = {"center": self.center}
         self.accumulators = [self.center.delta, self.center.counts]
