@@ -11,9 +11,9 @@ rule ablation:
     input:
         unpack(lambda wildcards: report_rules.ablation_inputs(config, wildcards.ds)),
     output:
-        summary="results/{ds}_ablation.json",
+        summary=paths.ablation_summary("{ds}"),
         plot=report(
-            "results/{ds}_ablation.png",
+            paths.ablation_plot("{ds}"),
             caption="../report/ablation.rst",
             category="Ablation (Table 1)",
             subcategory="{ds}",

@@ -5,7 +5,7 @@
 
 rule pretrain_settings:
     output:
-        "results/pretrained/{weights}.settings.json",
+        paths.pretrained_settings("{weights}"),
     params:
         settings=lambda wildcards: wf.pretrain_settings(config, wildcards.weights),
     log:
@@ -17,10 +17,10 @@ rule pretrain_settings:
 
 rule pretrain_trunk:
     input:
-        settings="results/pretrained/{weights}.settings.json",
+        settings=paths.pretrained_settings("{weights}"),
     output:
-        weights=protected("results/pretrained/{weights}.pth"),
-        report="results/pretrained/{weights}_report.json",
+        weights=protected(paths.pretrained_weights("{weights}")),
+        report=paths.pretrained_report("{weights}"),
     log:
         "logs/pretrained/{weights}.log",
     benchmark:
@@ -38,7 +38,7 @@ rule pretrain_trunk:
 
 rule train_settings:
     output:
-        "results/{ds}/{method}/settings.json",
+        paths.train_settings("{ds}", "{method}"),
     params:
         settings=lambda wildcards: wf.train_settings(config, wildcards.ds, wildcards.method),
     log:
@@ -50,13 +50,13 @@ rule train_settings:
 
 rule train_round:
     input:
-        settings="results/{ds}/{method}/settings.json",
+        settings=paths.train_settings("{ds}", "{method}"),
         pretrained=lambda wildcards: wf.pretrained_inputs(wf.train_settings(config, wildcards.ds, wildcards.method)),
         proposals=train_proposals,
         previous=lambda wildcards: previous_round(wildcards, wildcards.method),
     output:
-        checkpoint=protected("results/{ds}/{method}/round{round}.pt"),
-        scalars="results/{ds}/{method}/training/round{round}_scalars.csv",
+        checkpoint=protected(paths.checkpoint("{ds}", "{method}", "{round}")),
+        scalars=paths.round_scalars("{ds}", "{method}", "{round}"),
     params:
         previous=lambda wildcards, input: f"--previous {input.previous}" if input.previous else "",
     log:
@@ -83,7 +83,7 @@ rule training_curves:
         all_round_scalars,
     output:
         report(
-            "results/{ds}/{run}/training/curves.png",
+            paths.training_curves("{ds}", "{run}"),
             caption="../report/training_curves.rst",
             category="Training curves",
             subcategory="{ds}",

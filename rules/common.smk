@@ -2,6 +2,7 @@
 # tests live).
 
 from wsjds import workflow as wf
+from wsjds.workflow import paths
 from wsjds.io import write_json
 
 
@@ -35,7 +36,7 @@ def train_job_resource(name, run):
 
 def train_proposals(wildcards):
     split = config["datasets"][wildcards.ds]["train_split"]
-    return f"results/{wildcards.ds}/proposals/{split}.h5"
+    return paths.proposals(wildcards.ds, split)
 
 
 def previous_round(wildcards, run):
@@ -43,12 +44,12 @@ def previous_round(wildcards, run):
     k, last = int(wildcards.round), wf.round_count(config, wildcards.ds, run)
     if not 1 <= k <= last:
         raise ValueError(f"round {k} of {wildcards.ds}/{run}: its training recipe has {last} rounds")
-    return [] if k == 1 else f"results/{wildcards.ds}/{run}/round{k - 1}.pt"
+    return [] if k == 1 else paths.checkpoint(wildcards.ds, run, k - 1)
 
 
 def all_round_scalars(wildcards):
     rounds = range(1, wf.round_count(config, wildcards.ds, wildcards.run) + 1)
-    return [f"results/{wildcards.ds}/{wildcards.run}/training/round{k}_scalars.csv" for k in rounds]
+    return [paths.round_scalars(wildcards.ds, wildcards.run, k) for k in rounds]
 
 
 def final_checkpoint(wildcards):
@@ -57,13 +58,12 @@ def final_checkpoint(wildcards):
 
 def detection_shards(wildcards):
     n = wf.inference_shards(config, wildcards.ds, wildcards.run)
-    base = f"results/{wildcards.ds}/{wildcards.run}/detections/shards/{wildcards.split}"
-    return [f"{base}.{i}-of-{n}.h5" for i in range(n)]
+    return [paths.detection_shard(wildcards.ds, wildcards.run, wildcards.split, i, n) for i in range(n)]
 
 
 def pseudo_gt_scores(wildcards):
     split = config["datasets"][wildcards.ds]["train_split"]
-    return f"results/{wildcards.ds}/{wildcards.method}/detections/{split}.h5"
+    return paths.detections(wildcards.ds, wildcards.method, split)
 
 
 # --- Masks (rules/masks.smk) -----------------------------------------------------------------
@@ -72,7 +72,7 @@ def pseudo_gt_scores(wildcards):
 def mask_input_detections(wildcards):
     """The detections the masks are made for: the final detector's, i.e. the Fast R-CNN retrained
     on the method's pseudo GT (the paper's COCO table evaluates masks on those boxes)."""
-    return f"results/{wildcards.ds}/{wildcards.method}/frcnn/detections/{wildcards.split}.h5"
+    return paths.detections(wildcards.ds, paths.frcnn_run(wildcards.method), wildcards.split)
 
 
 def mask_config(wildcards):
@@ -88,18 +88,18 @@ def mask_model_inputs(wildcards):
         raise ValueError(
             f"method {wildcards.method!r} has no segmentation branch (methods.{method}.segmentation "
             f"is false), so it has no crf / nocrf masks; ask for the box baselines instead, e.g. "
-            f"results/{wildcards.ds}/{wildcards.method}/masks/{wildcards.split}.bb.h5"
+            f"{paths.masks(wildcards.ds, wildcards.method, wildcards.split, 'bb')}"
         )
     return {
-        "settings": f"results/{wildcards.ds}/{wildcards.method}/mask_settings.json",
+        "settings": paths.mask_settings(wildcards.ds, wildcards.method),
         "checkpoint": wf.final_checkpoint(config, wildcards.ds, wildcards.method),
     }
 
 
 def mask_shards(wildcards):
     n = mask_config(wildcards).shards
-    base = f"results/{wildcards.ds}/{wildcards.method}/masks/shards/{wildcards.split}.{wildcards.variant}"
-    return [f"{base}.{i}-of-{n}.h5" for i in range(n)]
+    return [paths.mask_shard(wildcards.ds, wildcards.method, wildcards.split, wildcards.variant, i, n)
+            for i in range(n)]
 
 
 def coco_annotations(ds, split):
@@ -130,12 +130,11 @@ def instance_seg_variants(wildcards):
 
 def instance_seg_inputs(wildcards):
     split = config["datasets"][wildcards.ds]["test_split"]
-    base = f"results/{wildcards.ds}/{wildcards.method}/masks/{split}"
     scored, _ = instance_seg_variants(wildcards)
     if not scored:
         raise ValueError(f"masks.variants leaves nothing to score for method {wildcards.method!r}")
     inputs = {"dataset": wf.dataset_input(config, wildcards.ds, split)}
-    inputs.update({v: f"{base}.{v}_coco_results.json" for v in scored})
+    inputs.update({v: paths.mask_coco_results(wildcards.ds, wildcards.method, split, v) for v in scored})
     return inputs
 
 

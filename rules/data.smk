@@ -6,7 +6,7 @@
 
 rule synth_dataset:
     output:
-        directory("results/{ds}/dataset"),
+        directory(paths.dataset_dir("{ds}")),
     params:
         flags=generator_flags,
     log:
@@ -29,7 +29,7 @@ rule tags_dataset:
     input:
         unpack(lambda wildcards: wf.tags_inputs(config, wildcards.ds)),
     output:
-        directory("results/{ds}/dataset"),
+        directory(paths.dataset_dir("{ds}")),
     params:
         flags=lambda wildcards: wf.tags_flags(config, wildcards.ds),
     log:
@@ -52,7 +52,7 @@ rule dataset_summary:
     input:
         dataset_input,
     output:
-        "results/{ds}/dataset_summary/{split}.json",
+        paths.dataset_summary("{ds}", "{split}"),
     params:
         root=dataset_root,
         kind=dataset_kind,

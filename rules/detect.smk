@@ -4,7 +4,7 @@
 
 rule detect_settings:
     output:
-        "results/{ds}/{run}/detect_settings.json",
+        paths.detect_settings("{ds}", "{run}"),
     params:
         settings=lambda wildcards: wf.detect_settings(config, wildcards.ds, wildcards.run),
     log:
@@ -16,11 +16,11 @@ rule detect_settings:
 
 rule detect_shard:
     input:
-        settings="results/{ds}/{run}/detect_settings.json",
+        settings=paths.detect_settings("{ds}", "{run}"),
         checkpoint=final_checkpoint,
-        proposals="results/{ds}/proposals/{split}.h5",
+        proposals=paths.proposals("{ds}", "{split}"),
     output:
-        temp("results/{ds}/{run}/detections/shards/{split}.{shard}-of-{nshards}.h5"),
+        temp(paths.detection_shard("{ds}", "{run}", "{split}", "{shard}", "{nshards}")),
     log:
         "logs/{ds}/{run}/detect_{split}.{shard}-of-{nshards}.log",
     benchmark:
@@ -44,10 +44,10 @@ rule detect_shard:
 
 rule detect_merge:
     input:
-        settings="results/{ds}/{run}/detect_settings.json",
+        settings=paths.detect_settings("{ds}", "{run}"),
         shards=detection_shards,
     output:
-        "results/{ds}/{run}/detections/{split}.h5",
+        paths.detections("{ds}", "{run}", "{split}"),
     log:
         "logs/{ds}/{run}/detect_merge_{split}.log",
     conda:
@@ -59,10 +59,10 @@ rule detect_merge:
 
 rule detect_export:
     input:
-        "results/{ds}/{run}/detections/{split}.h5",
+        paths.detections("{ds}", "{run}", "{split}"),
     output:
-        coco="results/{ds}/{run}/detections/{split}_coco_results.json",
-        comp4=directory("results/{ds}/{run}/detections/{split}_comp4"),
+        coco=paths.coco_results("{ds}", "{run}", "{split}"),
+        comp4=directory(paths.comp4_dir("{ds}", "{run}", "{split}")),
     log:
         "logs/{ds}/{run}/detect_export_{split}.log",
     conda:
@@ -75,9 +75,9 @@ rule detect_export:
 rule voc_metric:
     input:
         dataset=dataset_input,
-        detections="results/{ds}/{run}/detections/{split}.h5",
+        detections=paths.detections("{ds}", "{run}", "{split}"),
     output:
-        "results/{ds}/{run}/metrics/{split}_{metric}.json",
+        paths.metric("{ds}", "{run}", "{split}", "{metric}"),
     params:
         root=dataset_root,
         kind=dataset_kind,
@@ -101,9 +101,9 @@ rule voc_metric:
 rule classification_metric:
     input:
         dataset=dataset_input,
-        detections="results/{ds}/{run}/detections/{split}.h5",
+        detections=paths.detections("{ds}", "{run}", "{split}"),
     output:
-        "results/{ds}/{run}/metrics/{split}_classification.json",
+        paths.metric("{ds}", "{run}", "{split}", "classification"),
     params:
         root=dataset_root,
         kind=dataset_kind,
@@ -120,7 +120,7 @@ rule classification_metric:
 
 rule predict_settings:
     output:
-        "results/{ds}/{run}/predict_settings.json",
+        paths.predict_settings("{ds}", "{run}"),
     params:
         settings=lambda wildcards: wf.predict_settings(config, wildcards.ds, wildcards.run),
     log:
@@ -132,9 +132,9 @@ rule predict_settings:
 rule failure_modes:
     input:
         dataset=dataset_input,
-        detections="results/{ds}/{run}/detections/{split}.h5",
+        detections=paths.detections("{ds}", "{run}", "{split}"),
     output:
-        "results/{ds}/{run}/metrics/{split}_failures.json",
+        paths.metric("{ds}", "{run}", "{split}", "failures"),
     params:
         root=dataset_root,
         kind=dataset_kind,
@@ -155,7 +155,7 @@ rule failure_modes:
 
 rule pseudo_gt_settings:
     output:
-        "results/{ds}/{method}/pseudo_gt_settings.json",
+        paths.pseudo_gt_settings("{ds}", "{method}"),
     params:
         settings=lambda wildcards: wf.pseudo_gt_settings(config, wildcards.ds),
     log:
@@ -170,11 +170,11 @@ rule pseudo_gt_settings:
 rule pseudo_gt:
     input:
         dataset=dataset_input,
-        settings="results/{ds}/{method}/pseudo_gt_settings.json",
+        settings=paths.pseudo_gt_settings("{ds}", "{method}"),
         scores=pseudo_gt_scores,
     output:
-        pgt="results/{ds}/{method}/pseudo_gt.h5",
-        report="results/{ds}/{method}/pseudo_gt_report.json",
+        pgt=paths.pseudo_gt("{ds}", "{method}"),
+        report=paths.pseudo_gt_report("{ds}", "{method}"),
     log:
         "logs/{ds}/{method}/pseudo_gt.log",
     wildcard_constraints:
@@ -190,7 +190,7 @@ rule headline:
     input:
         unpack(lambda wildcards: wf.headline_inputs(config, wildcards.ds)),
     output:
-        "results/{ds}_frcnn_map.json",
+        paths.headline("{ds}"),
     params:
         config_hash=wf.config_hash(config),
         method=wf.DEFAULT_METHOD,

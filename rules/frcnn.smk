@@ -5,7 +5,7 @@
 
 rule frcnn_settings:
     output:
-        "results/{ds}/{method}/frcnn/settings.json",
+        paths.train_settings("{ds}", "{method}/frcnn"),
     params:
         settings=lambda wildcards: wf.frcnn_settings(config, wildcards.ds, wildcards.method),
     log:
@@ -17,15 +17,15 @@ rule frcnn_settings:
 
 rule frcnn_round:
     input:
-        settings="results/{ds}/{method}/frcnn/settings.json",
-        targets="results/{ds}/{method}/pseudo_gt.h5",
+        settings=paths.train_settings("{ds}", "{method}/frcnn"),
+        targets=paths.pseudo_gt("{ds}", "{method}"),
         wsod=lambda wildcards: wf.final_checkpoint(config, wildcards.ds, wildcards.method),
         pretrained=lambda wildcards: wf.pretrained_inputs(wf.frcnn_settings(config, wildcards.ds, wildcards.method)),
         proposals=train_proposals,
         previous=lambda wildcards: previous_round(wildcards, f"{wildcards.method}/frcnn"),
     output:
-        checkpoint=protected("results/{ds}/{method}/frcnn/round{round}.pt"),
-        scalars="results/{ds}/{method}/frcnn/training/round{round}_scalars.csv",
+        checkpoint=protected(paths.checkpoint("{ds}", "{method}/frcnn", "{round}")),
+        scalars=paths.round_scalars("{ds}", "{method}/frcnn", "{round}"),
     params:
         previous=lambda wildcards, input: f"--previous {input.previous}" if input.previous else "",
     log:

@@ -8,7 +8,7 @@ INSTANCE_SEG_DATASETS = wf.datasets_of_kind(config, "synthetic", "coco")
 
 rule mask_settings:
     output:
-        "results/{ds}/{method}/mask_settings.json",
+        paths.mask_settings("{ds}", "{method}"),
     params:
         settings=lambda wildcards: wf.mask_settings(config, wildcards.ds),
     log:
@@ -24,8 +24,8 @@ rule masks_model_shard:
         dataset=dataset_input,
         detections=mask_input_detections,
     output:
-        crf=temp("results/{ds}/{method}/masks/shards/{split}.crf.{shard}-of-{nshards}.h5"),
-        nocrf=temp("results/{ds}/{method}/masks/shards/{split}.nocrf.{shard}-of-{nshards}.h5"),
+        crf=temp(paths.mask_shard("{ds}", "{method}", "{split}", "crf", "{shard}", "{nshards}")),
+        nocrf=temp(paths.mask_shard("{ds}", "{method}", "{split}", "nocrf", "{shard}", "{nshards}")),
     log:
         "logs/{ds}/{method}/masks_{split}.{shard}-of-{nshards}.log",
     benchmark:
@@ -51,7 +51,7 @@ rule masks_merge:
         detections=mask_input_detections,
         shards=mask_shards,
     output:
-        "results/{ds}/{method}/masks/{split}.{variant}.h5",
+        paths.masks("{ds}", "{method}", "{split}", "{variant}"),
     log:
         "logs/{ds}/{method}/masks_merge_{split}.{variant}.log",
     wildcard_constraints:
@@ -66,7 +66,7 @@ rule masks_box_baseline:
     input:
         detections=mask_input_detections,
     output:
-        "results/{ds}/{method}/masks/{split}.{variant}.h5",
+        paths.masks("{ds}", "{method}", "{split}", "{variant}"),
     log:
         "logs/{ds}/{method}/masks_{split}.{variant}.log",
     benchmark:
@@ -87,9 +87,9 @@ rule masks_box_baseline:
 rule masks_export:
     input:
         dataset=dataset_input,
-        masks="results/{ds}/{method}/masks/{split}.{variant}.h5",
+        masks=paths.masks("{ds}", "{method}", "{split}", "{variant}"),
     output:
-        "results/{ds}/{method}/masks/{split}.{variant}_coco_results.json",
+        paths.mask_coco_results("{ds}", "{method}", "{split}", "{variant}"),
     params:
         annotations=mask_export_flags,
     log:
@@ -106,7 +106,7 @@ rule instance_seg_metric:
     input:
         unpack(instance_seg_inputs),
     output:
-        "results/{ds}/{method}/metrics/instance_seg.json",
+        paths.instance_seg("{ds}", "{method}"),
     params:
         flags=instance_seg_flags,
     log:

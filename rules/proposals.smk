@@ -15,9 +15,9 @@ PROPOSAL_IMPORTED_DATASETS = proposal_cfg.datasets_with_source(config, TRAINABLE
 rule proposals_compute_shard:
     input:
         dataset_input,
-        checked="results/{ds}/dataset_summary/{split}.json",
+        checked=paths.dataset_summary("{ds}", "{split}"),
     output:
-        temp("results/{ds}/proposals/shards/{split}.{shard}-of-{nshards}.h5"),
+        temp(paths.proposal_shard("{ds}", "{split}", "{shard}", "{nshards}")),
     params:
         root=dataset_root,
         kind=dataset_kind,
@@ -47,7 +47,7 @@ rule proposals_merge:
         dataset=dataset_input,
         shards=lambda wildcards: proposal_cfg.shard_paths(config, wildcards.ds, wildcards.split),
     output:
-        "results/{ds}/proposals/{split}.h5",
+        paths.proposals("{ds}", "{split}"),
     params:
         root=dataset_root,
         kind=dataset_kind,
@@ -71,10 +71,10 @@ rule proposals_merge:
 rule proposals_import:
     input:
         dataset=dataset_input,
-        checked="results/{ds}/dataset_summary/{split}.json",
+        checked=paths.dataset_summary("{ds}", "{split}"),
         proposals=lambda wildcards: proposal_cfg.import_spec(config, wildcards.ds, wildcards.split)[1],
     output:
-        "results/{ds}/proposals/{split}.h5",
+        paths.proposals("{ds}", "{split}"),
     params:
         root=dataset_root,
         kind=dataset_kind,

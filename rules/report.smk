@@ -11,7 +11,7 @@ rule report_metrics_table:
         unpack(lambda wildcards: report_rules.metrics_inputs(config, wildcards.ds, wildcards.method)),
     output:
         report(
-            "results/{ds}/{method}/report/metrics.html",
+            paths.report_item("{ds}", "{method}", "metrics.html"),
             caption="../report/metrics_table.rst",
             category="Metrics",
             subcategory="{ds}",
@@ -33,10 +33,10 @@ rule report_metrics_table:
 rule report_pr_curves:
     input:
         dataset=dataset_input,
-        detections="results/{ds}/{run}/detections/{split}.h5",
+        detections=paths.detections("{ds}", "{run}", "{split}"),
     output:
         report(
-            "results/{ds}/{run}/report/pr_curves_{split}.png",
+            paths.report_item("{ds}", "{run}", "pr_curves_{split}.png"),
             caption="../report/pr_curves.rst",
             category="PR curves",
             subcategory="{ds}",
@@ -61,12 +61,12 @@ rule report_pr_curves:
 rule report_figure4:
     input:
         dataset=dataset_input,
-        settings="results/{ds}/{method}/settings.json",
+        settings=paths.train_settings("{ds}", "{method}"),
         checkpoint=lambda wildcards: wf.final_checkpoint(config, wildcards.ds, wildcards.method),
-        proposals="results/{ds}/proposals/{split}.h5",
+        proposals=paths.proposals("{ds}", "{split}"),
     output:
         report(
-            "results/{ds}/{method}/report/figure4_{split}.png",
+            paths.report_item("{ds}", "{method}", "figure4_{split}.png"),
             caption="../report/figure4.rst",
             category="Fig. 4: CGL steps",
             subcategory="{ds}",
@@ -97,7 +97,7 @@ rule report_gallery:
         unpack(lambda wildcards: report_rules.gallery_inputs(config, wildcards.ds, wildcards.method, wildcards.split)),
     output:
         report(
-            "results/{ds}/{method}/frcnn/report/gallery_{split}.png",
+            paths.report_item("{ds}", "{method}/frcnn", "gallery_{split}.png"),
             caption="../report/gallery.rst",
             category="Gallery",
             subcategory="{ds}",

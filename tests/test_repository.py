@@ -60,3 +60,19 @@ def test_readme_puts_snakemake_targets_before_configfile(repo_root):
     for command in commands:
         after = command.split("--configfile", 1)[1].split()
         assert not [word for word in after if word.startswith("results/") or word == "all"], command
+
+
+def test_artifact_paths_are_spelt_only_in_workflow_paths(repo_root):
+    """Rules and workflow helpers name results through wsjds.workflow.paths; only logs and Snakemake
+    benchmark files (which nothing else reads) are spelt beside their rule."""
+    offenders = []
+    sources = [*sorted((repo_root / "rules").glob("*.smk")), repo_root / "Snakefile",
+               *sorted((repo_root / "wsjds" / "workflow").glob("*.py"))]
+    for path in sources:
+        if path.name == "paths.py":
+            continue
+        for number, line in enumerate(path.read_text().splitlines(), 1):
+            code = line.split("#", 1)[0]
+            if re.search(r"""["']results/""", code) and "/benchmarks/" not in code:
+                offenders.append(f"{path.relative_to(repo_root)}:{number}: {line.strip()}")
+    assert not offenders, "artifact paths spelt outside wsjds/workflow/paths.py:\n" + "\n".join(offenders)

@@ -15,6 +15,7 @@ from pathlib import Path
 
 from wsjds.data.sources import missing_dataset_message, required_path
 from wsjds.errors import ConfigError, MissingDatasetError
+from wsjds.workflow import paths
 from wsjds.workflow.flags import cli_flags
 
 
@@ -73,7 +74,7 @@ def dataset_root(config: Mapping, ds: str) -> str:
     """Root directory of a dataset: written under results/ for synthetic and tags datasets (the
     generator's output, the checked copy of the tags), from config otherwise."""
     cfg = config["datasets"][ds]
-    return f"results/{ds}/dataset" if cfg["kind"] in GENERATED_ROOT_KINDS else cfg["root"]
+    return paths.dataset_dir(ds) if cfg["kind"] in GENERATED_ROOT_KINDS else cfg["root"]
 
 
 def dataset_input(config: Mapping, ds: str, split: str | None = None) -> str:
@@ -154,14 +155,14 @@ def headline_inputs(config: Mapping, ds: str) -> dict[str, str]:
     """What results/{ds}_frcnn_map.json reads: the box metrics where the dataset has boxes, the
     image-level classification AP for tags datasets, and the pseudo-GT report."""
     cfg = config["datasets"][ds]
-    test, base = cfg["test_split"], f"results/{ds}/{DEFAULT_METHOD}"
-    inputs = {"pseudo_gt_report": f"{base}/pseudo_gt_report.json"}
+    test, wsod, frcnn = cfg["test_split"], DEFAULT_METHOD, paths.frcnn_run(DEFAULT_METHOD)
+    inputs = {"pseudo_gt_report": paths.pseudo_gt_report(ds, wsod)}
     if has_boxes(config, ds):
-        inputs.update({"frcnn_map": f"{base}/frcnn/metrics/{test}_map.json", "wsod_map": f"{base}/metrics/{test}_map.json",
-                       "corloc": f"{base}/metrics/{config['evaluation']['corloc_split']}_corloc.json"})
+        inputs.update({"frcnn_map": paths.metric(ds, frcnn, test, "map"), "wsod_map": paths.metric(ds, wsod, test, "map"),
+                       "corloc": paths.metric(ds, wsod, config["evaluation"]["corloc_split"], "corloc")})
     if cfg["kind"] == "tags":
-        inputs.update({"wsod_cls_map": f"{base}/metrics/{test}_classification.json",
-                       "frcnn_cls_map": f"{base}/frcnn/metrics/{test}_classification.json"})
+        inputs.update({"wsod_cls_map": paths.metric(ds, wsod, test, "classification"),
+                       "frcnn_cls_map": paths.metric(ds, frcnn, test, "classification")})
     return inputs
 
 
@@ -278,7 +279,7 @@ def _check_ablation(config: Mapping) -> None:
 
 def pretrained_weights_path(weights: str) -> str:
     """Where rule pretrain_trunk writes the weights file of entry ``weights``."""
-    return f"results/pretrained/{weights}.pth"
+    return paths.pretrained_weights(weights)
 
 
 def pretrain_settings(config: Mapping, weights: str) -> dict:
@@ -444,7 +445,7 @@ def inference_shards(config: Mapping, ds: str, run: str = DEFAULT_METHOD) -> int
 
 
 def final_checkpoint(config: Mapping, ds: str, run: str) -> str:
-    return f"results/{ds}/{run}/round{round_count(config, ds, run)}.pt"
+    return paths.checkpoint(ds, run, round_count(config, ds, run))
 
 
 def use_07_metric(config: Mapping, ds: str) -> bool:

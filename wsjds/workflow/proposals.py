@@ -10,6 +10,7 @@ import copy
 from collections.abc import Mapping
 from typing import Any
 
+from wsjds.workflow import paths
 from wsjds.workflow.flags import cli_flags
 
 SELECTIVE_SEARCH = "selective_search"
@@ -35,7 +36,7 @@ def datasets_with_source(config: Mapping, datasets: list[str], computed: bool) -
 def shard_paths(config: Mapping, ds: str, split: str) -> list[str]:
     """The temporary shard stores that make up ``results/{ds}/proposals/{split}.h5``."""
     count = proposal_settings(config, ds)["shards"]
-    return [f"results/{ds}/proposals/shards/{split}.{index}-of-{count}.h5" for index in range(count)]
+    return [paths.proposal_shard(ds, split, index, count) for index in range(count)]
 
 
 def max_per_image(config: Mapping, ds: str, split: str) -> int:

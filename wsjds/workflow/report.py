@@ -8,6 +8,7 @@ import shlex
 from collections.abc import Mapping
 
 from wsjds import workflow as wf
+from wsjds.workflow import paths
 from wsjds.report.ablation import AblationRun
 
 # Datasets whose splits have COCO instance masks (rules/masks.smk scores AP^r on them).
@@ -19,11 +20,11 @@ def report_targets(config: Mapping, ds: str, method: str = wf.DEFAULT_METHOD) ->
     and Fast R-CNN test detections (where the dataset has boxes), its Fig. 4-style figure and the
     gallery of the final detector (the training curves are targets already)."""
     test = config["datasets"][ds]["test_split"]
-    run = f"results/{ds}/{method}"
-    targets = [f"{run}/report/figure4_{test}.png", f"{run}/frcnn/report/gallery_{test}.png"]
+    frcnn = paths.frcnn_run(method)
+    targets = [paths.report_item(ds, method, f"figure4_{test}.png"), paths.report_item(ds, frcnn, f"gallery_{test}.png")]
     if wf.has_boxes(config, ds):
-        targets += [f"{run}/report/metrics.html", f"{run}/report/pr_curves_{test}.png",
-                    f"{run}/frcnn/report/pr_curves_{test}.png"]
+        targets += [paths.report_item(ds, method, "metrics.html"), paths.report_item(ds, method, f"pr_curves_{test}.png"),
+                    paths.report_item(ds, frcnn, f"pr_curves_{test}.png")]
     return targets
 
 
@@ -33,11 +34,11 @@ def gallery_inputs(config: Mapping, ds: str, method: str, split: str) -> dict[st
     from wsjds.artifacts.mask_store import MODEL_VARIANTS
     from wsjds.stages.masks import MaskConfig
 
-    base = f"results/{ds}/{method}"
-    inputs = {"dataset": wf.dataset_input(config, ds, split), "detections": f"{base}/frcnn/detections/{split}.h5"}
+    inputs = {"dataset": wf.dataset_input(config, ds, split),
+              "detections": paths.detections(ds, paths.frcnn_run(method), split)}
     variants = [v for v in MODEL_VARIANTS if v in MaskConfig.from_config(config["masks"], ds).variants]
     if wf.method_entry(config, method)["segmentation"] and variants:
-        inputs["masks"] = f"{base}/masks/{split}.{variants[0]}.h5"
+        inputs["masks"] = paths.masks(ds, method, split, variants[0])
     return inputs
 
 
@@ -68,14 +69,13 @@ def metrics_inputs(config: Mapping, ds: str, method: str) -> dict[str, str]:
     """The metrics a method's table reads: WSOD test mAP and CorLoc, Fast R-CNN test mAP, and the
     instance-segmentation AP where the dataset has instance masks."""
     cfg = config["datasets"][ds]
-    base = f"results/{ds}/{method}"
     inputs = {
-        "wsod_map": f"{base}/metrics/{cfg['test_split']}_map.json",
-        "wsod_corloc": f"{base}/metrics/{config['evaluation']['corloc_split']}_corloc.json",
-        "frcnn_map": f"{base}/frcnn/metrics/{cfg['test_split']}_map.json",
+        "wsod_map": paths.metric(ds, method, cfg["test_split"], "map"),
+        "wsod_corloc": paths.metric(ds, method, config["evaluation"]["corloc_split"], "corloc"),
+        "frcnn_map": paths.metric(ds, paths.frcnn_run(method), cfg["test_split"], "map"),
     }
     if cfg["kind"] in INSTANCE_MASK_KINDS:
-        inputs["instance_seg"] = f"{base}/metrics/instance_seg.json"
+        inputs["instance_seg"] = paths.instance_seg(ds, method)
     return inputs
 
 
@@ -123,11 +123,11 @@ def ablation_runs(config: Mapping, ds: str) -> list[AblationRun]:
     runs = []
     for method in ablation["methods"]:
         for seed in ablation["seeds"]:
-            base = f"results/{ds}/{wf.method_run_name(method, None if seed == recipe_seed else seed)}"
-            frcnn = f"{base}/frcnn/metrics/{test}_map.json" if method in ablation["frcnn_methods"] else None
-            runs.append(AblationRun(method, seed, f"{base}/metrics/{test}_map.json",
-                                    f"{base}/metrics/{corloc}_corloc.json", frcnn,
-                                    f"{base}/metrics/{corloc}_failures.json"))
+            run = wf.method_run_name(method, None if seed == recipe_seed else seed)
+            frcnn = paths.metric(ds, paths.frcnn_run(run), test, "map") if method in ablation["frcnn_methods"] else None
+            runs.append(AblationRun(method, seed, paths.metric(ds, run, test, "map"),
+                                    paths.metric(ds, run, corloc, "corloc"), frcnn,
+                                    paths.metric(ds, run, corloc, "failures")))
     return runs
 
 

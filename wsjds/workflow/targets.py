@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 
 from wsjds import workflow as wf
+from wsjds.workflow import paths
 from wsjds.workflow.report import report_targets
 
 
@@ -15,17 +16,16 @@ def default_targets(config: Mapping) -> list[str]:
         raise ValueError(f"default_dataset {ds!r} is not among datasets: {sorted(config['datasets'])}")
     cfg = config["datasets"][ds]
     splits = (cfg["train_split"], cfg["test_split"])
-    targets = [f"results/{ds}/dataset_summary/{split}.json" for split in splits]
+    targets = [paths.dataset_summary(ds, split) for split in splits]
     if cfg["kind"] in wf.TRAINABLE_KINDS:  # the proposal and training rules read these kinds
-        targets += [f"results/{ds}/proposals/{split}.h5" for split in splits]
-        run = f"results/{ds}/{wf.DEFAULT_METHOD}"
-        targets += [f"{run}/training/curves.png", f"{run}/frcnn/training/curves.png",
-                    f"{run}/detections/{cfg['test_split']}_coco_results.json",
-                    f"{run}/frcnn/detections/{cfg['test_split']}_coco_results.json",
-                    f"{run}/predict_settings.json", f"{run}/frcnn/predict_settings.json",   # wsjds predict --run
-                    f"results/{ds}_frcnn_map.json"]
+        targets += [paths.proposals(ds, split) for split in splits]
+        wsod, frcnn, test = wf.DEFAULT_METHOD, paths.frcnn_run(wf.DEFAULT_METHOD), cfg["test_split"]
+        targets += [paths.training_curves(ds, wsod), paths.training_curves(ds, frcnn),
+                    paths.coco_results(ds, wsod, test), paths.coco_results(ds, frcnn, test),
+                    paths.predict_settings(ds, wsod), paths.predict_settings(ds, frcnn),   # wsjds predict --run
+                    paths.headline(ds)]
     if cfg["kind"] in ("synthetic", "coco"):   # datasets with instance masks
-        targets.append(f"results/{ds}/{wf.DEFAULT_METHOD}/metrics/instance_seg.json")
+        targets.append(paths.instance_seg(ds, wf.DEFAULT_METHOD))
     if cfg["kind"] in wf.TRAINABLE_KINDS:
         targets += report_targets(config, ds, wf.DEFAULT_METHOD)
     return targets
