@@ -3,7 +3,8 @@
 # source: selective_search -> `proposals.shards` Selective Search jobs per split (temporary shard
 # stores, run side by side by `--cores N` or a cluster), then one merge that checks every id of
 # the split is present exactly once. An import spec -> one `wsjds proposals import` job.
-# Settings come from config `proposals`, overridden per dataset (wsjds.workflow.proposals). Both
+# Each job reads results/{ds}/proposals/{split}_settings.json (rule proposal_settings: config
+# `proposals`, overridden per dataset, wsjds.workflow.proposals). Both
 # wait for the split's cheap check (rule dataset_summary), so every later stage does too.
 
 from wsjds.workflow import proposals as proposal_cfg
@@ -12,16 +13,27 @@ PROPOSAL_COMPUTED_DATASETS = proposal_cfg.datasets_with_source(config, TRAINABLE
 PROPOSAL_IMPORTED_DATASETS = proposal_cfg.datasets_with_source(config, TRAINABLE_DATASETS, computed=False)
 
 
+rule proposal_settings:
+    output:
+        paths.proposal_settings("{ds}", "{split}"),
+    params:
+        settings=lambda wildcards: wf.proposal_job_settings(config, wildcards.ds, wildcards.split),
+    log:
+        "logs/{ds}/proposal_settings_{split}.log",
+    wildcard_constraints:
+        ds="|".join(TRAINABLE_DATASETS),
+    localrule: True
+    run:
+        write_json(output[0], params.settings)
+
+
 rule proposals_compute_shard:
     input:
         dataset_input,
+        settings=paths.proposal_settings("{ds}", "{split}"),
         checked=paths.dataset_summary("{ds}", "{split}"),
     output:
         temp(paths.proposal_shard("{ds}", "{split}", "{shard}", "{nshards}")),
-    params:
-        root=dataset_root,
-        kind=dataset_kind,
-        flags=lambda wildcards: proposal_cfg.compute_flags(config, wildcards.ds, wildcards.split),
     log:
         "logs/{ds}/proposals_compute_{split}.{shard}-of-{nshards}.log",
     benchmark:
@@ -37,20 +49,17 @@ rule proposals_compute_shard:
     conda:
         "../envs/wsjds.yaml"
     shell:
-        "wsjds proposals compute --kind {params.kind} --root {params.root} --split {wildcards.split}"
-        " --dataset {wildcards.ds} --shard {wildcards.shard}/{wildcards.nshards} --threads {threads}"
-        " {params.flags} --no-progress --out {output} > {log} 2>&1"
+        "wsjds proposals compute --settings {input.settings} --shard {wildcards.shard}/{wildcards.nshards}"
+        " --threads {threads} --no-progress --out {output} > {log} 2>&1"
 
 
 rule proposals_merge:
     input:
         dataset=dataset_input,
+        settings=paths.proposal_settings("{ds}", "{split}"),
         shards=lambda wildcards: proposal_cfg.shard_paths(config, wildcards.ds, wildcards.split),
     output:
         paths.proposals("{ds}", "{split}"),
-    params:
-        root=dataset_root,
-        kind=dataset_kind,
     log:
         "logs/{ds}/proposals_merge_{split}.log",
     benchmark:
@@ -64,22 +73,18 @@ rule proposals_merge:
     conda:
         "../envs/wsjds.yaml"
     shell:
-        "wsjds proposals merge --kind {params.kind} --root {params.root} --split {wildcards.split}"
-        " --dataset {wildcards.ds} --no-progress --out {output} {input.shards} > {log} 2>&1"
+        "wsjds proposals merge --settings {input.settings} --no-progress --out {output} {input.shards}"
+        " > {log} 2>&1"
 
 
 rule proposals_import:
     input:
         dataset=dataset_input,
+        settings=paths.proposal_settings("{ds}", "{split}"),
         checked=paths.dataset_summary("{ds}", "{split}"),
         proposals=lambda wildcards: proposal_cfg.import_spec(config, wildcards.ds, wildcards.split)[1],
     output:
         paths.proposals("{ds}", "{split}"),
-    params:
-        root=dataset_root,
-        kind=dataset_kind,
-        format=lambda wildcards: proposal_cfg.import_spec(config, wildcards.ds, wildcards.split)[0],
-        flags=lambda wildcards: proposal_cfg.policy_flags(config, wildcards.ds, wildcards.split),
     log:
         "logs/{ds}/proposals_import_{split}.log",
     benchmark:
@@ -93,6 +98,5 @@ rule proposals_import:
     conda:
         "../envs/wsjds.yaml"
     shell:
-        "wsjds proposals import --format {params.format} --input {input.proposals} --kind {params.kind}"
-        " --root {params.root} --split {wildcards.split} --dataset {wildcards.ds} {params.flags}"
+        "wsjds proposals import --settings {input.settings} --input {input.proposals}"
         " --no-progress --out {output} > {log} 2>&1"

@@ -122,3 +122,19 @@ def run_proposals_cli(argv: Sequence[str]) -> int:
     proposals.register(parser.add_subparsers(dest="command", required=True))
     args = parser.parse_args(list(argv))
     return args.func(args)
+
+
+def proposal_settings_file(path: Path, root: Path, *, policy: dict[str, Any], selective_search: dict | None = None,
+                           import_format: str | None = None, split: str = "trainval", dataset: str = "tiny",
+                           kind: str = "voc") -> str:
+    """A proposal job's settings file as rule proposal_settings writes it (wsjds.workflow.proposal_job_settings)."""
+    import json
+
+    settings: dict[str, Any] = {"dataset": {"name": dataset, "kind": kind, "root": str(root)}, "split": split,
+                                "policy": {"whole_image_fallback": False, **policy}}
+    if selective_search is not None:
+        settings["selective_search"] = selective_search
+    if import_format is not None:
+        settings["import_format"] = import_format
+    path.write_text(json.dumps(settings))
+    return str(path)

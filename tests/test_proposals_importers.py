@@ -17,7 +17,8 @@ import numpy as np
 import pytest
 import scipy.io
 
-from proposal_helpers import make_voc, matlab_cell, python2_pickle, run_proposals_cli, write_mat73
+from proposal_helpers import (make_voc, matlab_cell, proposal_settings_file, python2_pickle, run_proposals_cli,
+                              write_mat73)
 from wsjds.errors import DatasetError
 from wsjds.data.voc import VOCDataset
 from wsjds.proposals import ProposalPolicy, ProposalStore, UnsafePickleError, import_proposals, load_pickle
@@ -258,9 +259,10 @@ def test_cli_import_is_deterministic(voc, tmp_path):
     path.write_bytes(pickle.dumps({"boxes": [PICKLE_BOXES[i] for i in IDS], "indexes": IDS}))
     digests = set()
     for name in ("a.h5", "b.h5"):
-        assert run_proposals_cli(["proposals", "import", "--format", "pkl", "--input", str(path), "--kind", "voc",
-                                  "--root", str(voc), "--split", "trainval", "--dataset", "tiny", "--min-side", "8",
-                                  "--max-per-image", "10", "--out", str(tmp_path / name), "--no-progress"]) == 0
+        settings = proposal_settings_file(tmp_path / "settings.json", voc, import_format="pkl",
+                                          policy={"min_side": 8, "max_per_image": 10})
+        assert run_proposals_cli(["proposals", "import", "--settings", settings, "--input", str(path),
+                                  "--out", str(tmp_path / name), "--no-progress"]) == 0
         digests.add(hashlib.sha256((tmp_path / name).read_bytes()).hexdigest())
     assert len(digests) == 1
     _assert_store(tmp_path / "a.h5", EXPECTED_UNSCORED)

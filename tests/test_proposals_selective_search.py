@@ -11,7 +11,7 @@ import hashlib
 import numpy as np
 import pytest
 
-from proposal_helpers import make_voc, run_proposals_cli
+from proposal_helpers import make_voc, proposal_settings_file, run_proposals_cli
 from wsjds.errors import DatasetError
 from wsjds.data.voc import VOCDataset
 from wsjds.proposals import (ProposalPolicy, ProposalStore, SelectiveSearchParams, compute_shard, parse_shard,
@@ -20,8 +20,7 @@ from wsjds.proposals.selective_search import set_num_threads
 
 FAST_SMALL = SelectiveSearchParams(mode="fast", resize_max_side=160, sigma=0.8, base_k=150, inc_k=150, seed=0)
 POLICY = ProposalPolicy(min_side=20, max_per_image=2048)
-SS_FLAGS = ["--mode", "fast", "--resize-max-side", "0", "--sigma", "0.8", "--base-k", "150", "--inc-k", "150",
-            "--seed", "0", "--min-side", "4", "--max-per-image", "300"]
+SEARCH = {"mode": "fast", "resize_max_side": 0, "sigma": 0.8, "base_k": 150, "inc_k": 150, "seed": 0}
 
 
 @pytest.fixture(scope="module")
@@ -86,19 +85,21 @@ def test_compute_shard_on_real_photos_is_deterministic(real_images, tmp_path):
 def test_cli_shards_and_merge_equal_a_single_run(tmp_path):
     images = [(f"{i:06d}", 64 + 8 * i, 48 + 4 * i) for i in range(5)]
     voc = make_voc(tmp_path / "VOC", {"trainval": images}, images=True)
-    common = ["--kind", "voc", "--root", str(voc), "--split", "trainval", "--dataset", "tiny", "--no-progress"]
+    settings = proposal_settings_file(tmp_path / "settings.json", voc, selective_search=SEARCH,
+                                      policy={"min_side": 4, "max_per_image": 300})
+    common = ["--settings", settings, "--no-progress"]
     shards = []
     for index in range(3):
         shards.append(str(tmp_path / f"s{index}.h5"))
-        assert run_proposals_cli(["proposals", "compute", *common, *SS_FLAGS, "--shard", f"{index}/3",
-                                  "--out", shards[-1]]) == 0
+        assert run_proposals_cli(["proposals", "compute", *common, "--shard", f"{index}/3", "--out", shards[-1]]) == 0
     assert run_proposals_cli(["proposals", "merge", *common, "--out", str(tmp_path / "merged.h5"), *shards]) == 0
-    assert run_proposals_cli(["proposals", "compute", *common, *SS_FLAGS, "--out", str(tmp_path / "one.h5")]) == 0
+    assert run_proposals_cli(["proposals", "compute", *common, "--out", str(tmp_path / "one.h5")]) == 0
     with ProposalStore.open(tmp_path / "merged.h5") as merged, ProposalStore.open(tmp_path / "one.h5") as one:
         assert merged.image_ids == tuple(i for i, _, _ in images)
         for image_id in merged.image_ids:
             np.testing.assert_array_equal(merged[image_id][0], one[image_id][0])
         assert "shard" not in merged.parameters and one.parameters["shard"] == "0/1"
+        assert one.parameters["min_side"] == 4.0 and type(one.parameters["min_side"]) is float   # as the field type
     with pytest.raises(DatasetError, match=r"missing: \['000001', '000002'\] \(2\)"):
         run_proposals_cli(["proposals", "merge", *common, "--out", str(tmp_path / "bad.h5"), shards[0], shards[2]])
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from proposal_helpers import make_voc
+from proposal_helpers import make_voc, proposal_settings_file
 from wsjds.boxes import BOX_CONVENTION
 from wsjds.errors import ArtifactError, DatasetError
 from wsjds.artifacts.hdf5 import FieldSpec, Header, HDF5FormatError, write_ragged
@@ -99,6 +99,14 @@ def test_cli_reports_bad_input_with_exit_code_2(tmp_path, caplog):
     from wsjds.cli import main
 
     voc = make_voc(tmp_path / "VOC", {"trainval": [("a", 50, 40)]})
-    code = main(["proposals", "merge", "--kind", "voc", "--root", str(voc), "--split", "trainval", "--dataset", "tiny",
-                 "--out", str(tmp_path / "all.h5"), "--no-progress", str(tmp_path / "missing.h5")])
+    settings = proposal_settings_file(tmp_path / "settings.json", voc, policy={"min_side": 1, "max_per_image": 5})
+    code = main(["proposals", "merge", "--settings", settings, "--out", str(tmp_path / "all.h5"), "--no-progress",
+                 str(tmp_path / "missing.h5")])
     assert code == 2 and "missing.h5" in caplog.text and "no such file" in caplog.text
+    bad = proposal_settings_file(tmp_path / "bad.json", voc, selective_search={"mode": "slow", "resize_max_side": 0, "sigma": 0.8,
+                                                                     "base_k": 150, "inc_k": 150, "seed": 0},
+                                 policy={"min_side": 1, "max_per_image": 5})
+    code = main(["proposals", "compute", "--settings", bad, "--out", str(tmp_path / "s.h5"), "--no-progress"])
+    assert code == 2 and "bad proposal settings" in caplog.text and "mode must be one of" in caplog.text
+    assert "bad.json" in caplog.text
+    assert not (tmp_path / "all.h5").exists() and not (tmp_path / "s.h5").exists()

@@ -1,4 +1,4 @@
-"""The proposal rules: per-dataset settings, CLI flags, the shard fan-out and an import through Snakemake."""
+"""The proposal rules: per-dataset settings, each job's settings file, the shard fan-out and an import through Snakemake."""
 
 from __future__ import annotations
 
@@ -16,6 +16,7 @@ from snakemake.utils import validate
 
 from proposal_helpers import make_voc
 from wsjds.proposals import ProposalStore
+from wsjds import workflow as wf
 from wsjds.workflow import proposals as proposal_cfg
 
 REPO = Path(__file__).resolve().parents[1]
@@ -52,13 +53,20 @@ def test_flags_shards_and_caps_per_split():
     config = base_config()
     assert proposal_cfg.max_per_image(config, "voc07", "trainval") == config["proposals"]["max_per_image_train"]
     assert proposal_cfg.max_per_image(config, "voc07", "test") == config["proposals"]["max_per_image_test"]
-    flags = proposal_cfg.compute_flags(config, "synth", "test")
-    assert "--mode fast" in flags and "--min-side 8" in flags and "--no-whole-image-fallback" in flags
-    assert f"--max-per-image {config['proposals']['max_per_image_test']}" in flags
+    job = wf.proposal_job_settings(config, "synth", "test")
+    synth = proposal_cfg.proposal_settings(config, "synth")
+    assert job["policy"] == {"min_side": synth["min_side"], "whole_image_fallback": synth["whole_image_fallback"],
+                             "max_per_image": config["proposals"]["max_per_image_test"]}
+    assert job["selective_search"] == synth["selective_search"] and "import_format" not in job
+    assert job["dataset"] == {"name": "synth", "kind": "synthetic", "root": "results/synth/dataset"}
+    assert job["split"] == "test"
+    assert wf.proposal_job_settings(config, "synth", "trainval")["policy"]["max_per_image"] == \
+        config["proposals"]["max_per_image_train"]
     assert proposal_cfg.shard_paths(config, "synth", "trainval") == [
         "results/synth/proposals/shards/trainval.0-of-2.h5", "results/synth/proposals/shards/trainval.1-of-2.h5"]
     config["datasets"]["voc07"]["proposals"] = {"source": {"format": "ss-mat", "path": "data/ss/voc_2007_{split}.mat"}}
     assert proposal_cfg.import_spec(config, "voc07", "test") == ("ss-mat", "data/ss/voc_2007_test.mat")
+    assert wf.proposal_job_settings(config, "voc07", "test")["import_format"] == "ss-mat"
     datasets = ["synth", "voc07"]
     assert proposal_cfg.datasets_with_source(config, datasets, computed=True) == ["synth"]
     assert proposal_cfg.datasets_with_source(config, datasets, computed=False) == ["voc07"]

@@ -1,21 +1,27 @@
 """``wsjds proposals {compute,merge,import}``: the proposal stage's command line (called by rules/proposals.smk).
 
-    wsjds proposals compute --kind voc --root R --split trainval --dataset voc07 --shard 0/8 --out S0.h5 ...
-    wsjds proposals merge   --kind voc --root R --split trainval --dataset voc07 --out P.h5 S0.h5 ... S7.h5
-    wsjds proposals import  --format mcg --input MCG.tgz --kind voc --root R --split trainval --dataset voc07 --out P.h5 ...
+    wsjds proposals compute --settings results/voc07/proposals/trainval_settings.json --shard 0/8 --out S0.h5
+    wsjds proposals merge   --settings results/voc07/proposals/trainval_settings.json --out P.h5 S0.h5 ... S7.h5
+    wsjds proposals import  --settings results/voc07/proposals/trainval_settings.json --input MCG.tgz --out P.h5
+
+The settings file (rule ``proposal_settings``) holds the dataset, the split, its post-processing
+policy and the Selective Search settings or the imported format (config ``proposals``).
 """
 
 from __future__ import annotations
 
 import argparse
 import logging
+from typing import Any
 
-from wsjds.proposals.dataset import DATASET_KINDS, open_image_source
-from wsjds.proposals.importers import FORMATS, import_proposals
-from wsjds.proposals.postprocess import ProposalPolicy
-from wsjds.proposals.selective_search import MODES, SelectiveSearchParams, compute_shard, set_num_threads
-from wsjds.proposals.store import merge_proposal_shards
 from wsjds.artifacts.shards import parse_shard, shard_ids
+from wsjds.errors import ArtifactError
+from wsjds.proposals.dataset import open_image_source
+from wsjds.proposals.importers import import_proposals
+from wsjds.proposals.postprocess import ProposalPolicy
+from wsjds.proposals.selective_search import SelectiveSearchParams, compute_shard, set_num_threads
+from wsjds.proposals.store import merge_proposal_shards
+from wsjds.runs import load_settings
 
 log = logging.getLogger(__name__)
 
@@ -26,96 +32,83 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     actions = parser.add_subparsers(dest="proposals_command", required=True, metavar="ACTION")
 
     compute = actions.add_parser("compute", help="Selective Search on one shard of a split")
-    _dataset_arguments(compute)
-    _policy_arguments(compute)
-    group = compute.add_argument_group("Selective Search (config proposals.selective_search)")
-    group.add_argument("--mode", required=True, choices=MODES, help="OpenCV strategy set")
-    group.add_argument("--resize-max-side", required=True, type=int,
-                       help="shrink images whose longer side exceeds this many px before the search (0: never)")
-    group.add_argument("--sigma", required=True, type=float, help="graph segmentation smoothing")
-    group.add_argument("--base-k", required=True, type=int, help="first graph segmentation threshold k")
-    group.add_argument("--inc-k", required=True, type=int, help="step between thresholds k")
-    group.add_argument("--seed", required=True, type=int, help="C rand() seed set before each image (box order)")
+    _common_arguments(compute)
     compute.add_argument("--shard", type=_shard, default=(0, 1), metavar="INDEX/COUNT",
                          help="0-based shard of COUNT contiguous blocks of the split list (default 0/1)")
     compute.add_argument("--threads", type=int, default=1, help="OpenCV threads (default 1: one per job)")
     compute.add_argument("--out", required=True, help="shard store to write (.h5)")
-    compute.set_defaults(func=_run_compute, parser=compute)
+    compute.set_defaults(func=_run_compute)
 
     merge = actions.add_parser("merge", help="join shard stores; every id of the split exactly once")
-    _dataset_arguments(merge)
+    _common_arguments(merge)
     merge.add_argument("--out", required=True, help="store of the whole split (.h5)")
     merge.add_argument("shards", nargs="+", help="shard stores written by `wsjds proposals compute`")
-    merge.set_defaults(func=_run_merge, parser=merge)
+    merge.set_defaults(func=_run_merge)
 
     imp = actions.add_parser("import", help="convert MCG / Selective Search / EdgeBoxes .mat or a pickle")
-    imp.add_argument("--format", required=True, choices=FORMATS, dest="fmt",
-                     help="mcg: directory or tarball of per-image .mat; ss-mat / edgeboxes-mat: one .mat per "
-                          "split; pkl: Detectron-style {boxes, scores, indexes|ids}")
-    imp.add_argument("--input", required=True, help="the file or directory to import")
-    _dataset_arguments(imp)
-    _policy_arguments(imp)
+    _common_arguments(imp)
+    imp.add_argument("--input", required=True,
+                     help="the file or directory to import (the settings' import_format: mcg: directory or tarball "
+                          "of per-image .mat; ss-mat / edgeboxes-mat: one .mat per split; pkl: Detectron-style "
+                          "{boxes, scores, indexes|ids})")
     imp.add_argument("--out", required=True, help="store to write (.h5)")
-    imp.set_defaults(func=_run_import, parser=imp)
+    imp.set_defaults(func=_run_import)
 
 
 def _run_compute(args: argparse.Namespace) -> int:
+    settings = _settings(args.settings, "selective_search")
+    policy, params = _typed(args.settings, settings, "selective_search")
     set_num_threads(args.threads)
-    policy = _policy(args)
-    try:
-        params = SelectiveSearchParams(mode=args.mode, resize_max_side=args.resize_max_side, sigma=args.sigma,
-                                       base_k=args.base_k, inc_k=args.inc_k, seed=args.seed)
-    except ValueError as exc:
-        args.parser.error(str(exc))
-    source = open_image_source(args.kind, args.root, args.split)
+    data, split = settings["dataset"], settings["split"]
+    source = open_image_source(data["kind"], data["root"], split)
     ids = shard_ids(source.ids, *args.shard)
     log.info("Selective Search (%s) on shard %d/%d of %s/%s: %d of %d images",
-             params.mode, *args.shard, args.dataset, args.split, len(ids), len(source.ids))
-    compute_shard(source, ids, args.out, dataset=args.dataset, split=args.split, params=params,
+             params.mode, *args.shard, data["name"], split, len(ids), len(source.ids))
+    compute_shard(source, ids, args.out, dataset=data["name"], split=split, params=params,
                   policy=policy, shard=args.shard, progress=args.progress)
     return 0
 
 
 def _run_merge(args: argparse.Namespace) -> int:
-    source = open_image_source(args.kind, args.root, args.split)
-    merge_proposal_shards(args.shards, args.out, expected_ids=source.ids, dataset=args.dataset, split=args.split,
+    settings = _settings(args.settings)
+    data, split = settings["dataset"], settings["split"]
+    source = open_image_source(data["kind"], data["root"], split)
+    merge_proposal_shards(args.shards, args.out, expected_ids=source.ids, dataset=data["name"], split=split,
                           image_size=source.image_size, progress=args.progress)
     return 0
 
 
 def _run_import(args: argparse.Namespace) -> int:
-    policy = _policy(args)
-    source = open_image_source(args.kind, args.root, args.split)
-    import_proposals(args.fmt, args.input, source, args.out, dataset=args.dataset, split=args.split,
+    settings = _settings(args.settings, "import_format")
+    policy, _ = _typed(args.settings, settings, None)
+    data, split = settings["dataset"], settings["split"]
+    source = open_image_source(data["kind"], data["root"], split)
+    import_proposals(settings["import_format"], args.input, source, args.out, dataset=data["name"], split=split,
                      policy=policy, progress=args.progress)
     return 0
 
 
-def _dataset_arguments(parser: argparse.ArgumentParser) -> None:
-    group = parser.add_argument_group("dataset")
-    group.add_argument("--kind", required=True, choices=DATASET_KINDS, help="dataset layout and class list")
-    group.add_argument("--root", required=True, help="dataset root (a VOC20XX-layout directory)")
-    group.add_argument("--split", required=True, help="image list, e.g. trainval")
-    group.add_argument("--dataset", required=True, help="dataset name recorded in the store (e.g. voc07, synth)")
+def _common_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--settings", required=True,
+                        help="the split's proposal settings (rule proposal_settings, "
+                             "results/{ds}/proposals/{split}_settings.json)")
     parser.add_argument("--progress", action=argparse.BooleanOptionalAction, default=True,
                         help="tqdm progress bar on stderr")
 
 
-def _policy_arguments(parser: argparse.ArgumentParser) -> None:
-    group = parser.add_argument_group("post-processing (config proposals)")
-    group.add_argument("--min-side", required=True, type=float,
-                       help="drop boxes whose width or height is below this many px")
-    group.add_argument("--max-per-image", required=True, type=int, help="keep at most this many boxes per image")
-    group.add_argument("--whole-image-fallback", action=argparse.BooleanOptionalAction, default=False,
-                       help="give an image left without proposals the whole-image box instead of failing")
+def _settings(path: str, *sections: str) -> dict[str, Any]:
+    return load_settings(path, ("dataset", "split", "policy", *sections))
 
 
-def _policy(args: argparse.Namespace) -> ProposalPolicy:
+def _typed(path: str, settings: dict[str, Any], search: str | None
+           ) -> tuple[ProposalPolicy, SelectiveSearchParams | None]:
+    """The settings' policy (and Selective Search parameters), or an ArtifactError naming the file."""
     try:
-        return ProposalPolicy(min_side=args.min_side, max_per_image=args.max_per_image,
-                              whole_image_fallback=args.whole_image_fallback)
-    except ValueError as exc:
-        args.parser.error(str(exc))
+        policy = ProposalPolicy.from_config(settings["policy"])
+        params = None if search is None else SelectiveSearchParams.from_config(settings[search])
+    except (KeyError, ValueError) as exc:
+        raise ArtifactError(f"bad proposal settings: {exc}", path=path) from None
+    return policy, params
 
 
 def _shard(text: str) -> tuple[int, int]:

@@ -8,6 +8,7 @@ clip to the image, drop exact duplicates, drop boxes with a side below ``min_sid
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any, Mapping
 from pathlib import Path
 
 import numpy as np
@@ -32,6 +33,11 @@ class ProposalPolicy:
             raise ValueError(f"min_side must be >= 0, got {self.min_side}")
         if self.max_per_image < 1:
             raise ValueError(f"max_per_image must be >= 1, got {self.max_per_image}")
+
+    @classmethod
+    def from_config(cls, cfg: Mapping[str, Any]) -> "ProposalPolicy":
+        """``{min_side, max_per_image, whole_image_fallback}`` as the field types (the store records them)."""
+        return cls(float(cfg["min_side"]), int(cfg["max_per_image"]), bool(cfg["whole_image_fallback"]))
 
     def as_dict(self) -> dict[str, float | int | bool]:
         """JSON-ready form, recorded in the store's ``parameters``."""

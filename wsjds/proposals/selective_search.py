@@ -16,7 +16,7 @@ import sys
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Callable, Sequence
+from typing import Any, Callable, Mapping, Sequence
 
 import cv2
 import numpy as np
@@ -54,6 +54,12 @@ class SelectiveSearchParams:
             raise ValueError(f"selective search mode must be one of {list(MODES)}, got {self.mode!r}")
         if self.resize_max_side < 0 or self.base_k < 1 or self.inc_k < 1 or self.sigma <= 0 or self.seed < 0:
             raise ValueError(f"invalid selective search settings: {self}")
+
+    @classmethod
+    def from_config(cls, cfg: Mapping[str, Any]) -> "SelectiveSearchParams":
+        """Config ``proposals.selective_search`` as the field types (the store records them)."""
+        return cls(str(cfg["mode"]), int(cfg["resize_max_side"]), float(cfg["sigma"]), int(cfg["base_k"]),
+                   int(cfg["inc_k"]), int(cfg["seed"]))
 
 
 def selective_search(image_rgb: np.ndarray, params: SelectiveSearchParams) -> np.ndarray:

@@ -58,8 +58,8 @@ class Predictor:
         self.settings = json.loads(settings_path.read_text())
         self.classes: tuple[str, ...] = tuple(self.settings["classes"])
         self.inference = InferenceConfig.from_config(self.settings["inference"])
-        self.search = SelectiveSearchParams(**self.settings["selective_search"])
-        self.policy = ProposalPolicy(**self.settings["proposal_policy"])
+        self.search = SelectiveSearchParams.from_config(self.settings["selective_search"])
+        self.policy = ProposalPolicy.from_config(self.settings["proposal_policy"])
         self.device = device
         run_settings = load_settings(self._existing(self.run_dir / "settings.json"))
         self.scorer, _ = trained_scorer(run_settings, self._existing(self.run_dir / self.settings["checkpoint"]),

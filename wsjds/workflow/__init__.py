@@ -349,6 +349,22 @@ def _seeded_recipe(config: Mapping, recipe: str, method: str) -> dict:
     return training
 
 
+def proposal_job_settings(config: Mapping, ds: str, split: str) -> dict:
+    """What a proposal job of ``split`` reads (results/{ds}/proposals/{split}_settings.json): the
+    dataset, the post-processing policy with the split's cap, and the Selective Search settings or
+    the imported format (``proposals``, with ``datasets.<ds>.proposals`` applied)."""
+    from wsjds.workflow.proposals import SELECTIVE_SEARCH, policy, proposal_settings
+
+    cfg, proposals = config["datasets"][ds], proposal_settings(config, ds)
+    settings = {"dataset": {"name": ds, "kind": cfg["kind"], "root": dataset_root(config, ds)}, "split": split,
+                "policy": policy(config, ds, split)}
+    if proposals["source"] == SELECTIVE_SEARCH:
+        settings["selective_search"] = dict(proposals["selective_search"])
+    else:
+        settings["import_format"] = proposals["source"]["format"]
+    return settings
+
+
 def predict_settings(config: Mapping, ds: str, run: str) -> dict:
     """What ``wsjds predict --run results/{ds}/{run}`` needs beside the run's settings: its test-time
     settings (inference preset, the test split's proposal settings) and, where the method has a
@@ -356,7 +372,7 @@ def predict_settings(config: Mapping, ds: str, run: str) -> dict:
     relative to the run directory, so a copied run directory still predicts."""
     from wsjds.artifacts.mask_store import MODEL_VARIANTS
     from wsjds.stages.masks import MaskConfig
-    from wsjds.workflow.proposals import max_per_image, proposal_settings
+    from wsjds.workflow.proposals import policy, proposal_settings
 
     cfg = config["datasets"][ds]
     method, _, stage = run.partition("/")
@@ -370,8 +386,7 @@ def predict_settings(config: Mapping, ds: str, run: str) -> dict:
         "checkpoint": Path(final_checkpoint(config, ds, run)).name,
         "inference": inference,
         "selective_search": dict(proposals["selective_search"]),
-        "proposal_policy": {"min_side": proposals["min_side"], "whole_image_fallback": proposals["whole_image_fallback"],
-                            "max_per_image": max_per_image(config, ds, cfg["test_split"])},
+        "proposal_policy": policy(config, ds, cfg["test_split"]),
         "drawing": {key: config["report"]["gallery"][key] for key in ("min_score", "max_boxes")},
         "masks": None,
     }

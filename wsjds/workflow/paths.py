@@ -36,6 +36,10 @@ def proposals(ds: str, split: str) -> str:
     return f"{RESULTS}/{ds}/proposals/{split}.h5"
 
 
+def proposal_settings(ds: str, split: str) -> str:
+    return f"{RESULTS}/{ds}/proposals/{split}_settings.json"
+
+
 def proposal_shard(ds: str, split: str, shard: int | str, nshards: int | str) -> str:
     return f"{RESULTS}/{ds}/proposals/shards/{split}.{shard}-of-{nshards}.h5"
 

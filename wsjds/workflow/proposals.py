@@ -1,4 +1,4 @@
-"""Config ``proposals`` -> what rules/proposals.smk needs: per-dataset settings, shard paths, CLI flags.
+"""Config ``proposals`` -> what rules/proposals.smk needs: per-dataset settings, a split's policy, shard paths.
 
 A dataset may override any key of the top-level ``proposals`` section under
 ``datasets.<name>.proposals``; nested sections (``selective_search``) merge key by key.
@@ -11,7 +11,6 @@ from collections.abc import Mapping
 from typing import Any
 
 from wsjds.workflow import paths
-from wsjds.workflow.flags import cli_flags
 
 SELECTIVE_SEARCH = "selective_search"
 _POLICY_KEYS = ("min_side", "whole_image_fallback")
@@ -46,17 +45,10 @@ def max_per_image(config: Mapping, ds: str, split: str) -> int:
     return settings["max_per_image_train" if is_train else "max_per_image_test"]
 
 
-def policy_flags(config: Mapping, ds: str, split: str) -> str:
-    """``--min-side 20 --no-whole-image-fallback --max-per-image 2048`` for ``wsjds proposals compute|import``."""
+def policy(config: Mapping, ds: str, split: str) -> dict[str, Any]:
+    """The post-processing of ``split``'s proposals: ``{min_side, whole_image_fallback, max_per_image}``."""
     settings = proposal_settings(config, ds)
-    options = {key: settings[key] for key in _POLICY_KEYS}
-    options["max_per_image"] = max_per_image(config, ds, split)
-    return cli_flags(options)
-
-
-def compute_flags(config: Mapping, ds: str, split: str) -> str:
-    """Selective Search and post-processing flags for ``wsjds proposals compute``."""
-    return f"{cli_flags(proposal_settings(config, ds)['selective_search'])} {policy_flags(config, ds, split)}"
+    return {**{key: settings[key] for key in _POLICY_KEYS}, "max_per_image": max_per_image(config, ds, split)}
 
 
 def import_spec(config: Mapping, ds: str, split: str) -> tuple[str, str]:
