@@ -109,4 +109,8 @@ def test_cli_reports_bad_input_with_exit_code_2(tmp_path, caplog):
     code = main(["proposals", "compute", "--settings", bad, "--out", str(tmp_path / "s.h5"), "--no-progress"])
     assert code == 2 and "bad proposal settings" in caplog.text and "mode must be one of" in caplog.text
     assert "bad.json" in caplog.text
+    coco = proposal_settings_file(tmp_path / "coco.json", voc, kind="coco", selective_search={},
+                                  policy={"min_side": 1, "max_per_image": 5})
+    assert main(["proposals", "compute", "--settings", coco, "--out", str(tmp_path / "s.h5"), "--no-progress"]) == 2
+    assert "dataset kind 'coco' has no proposal reader" in caplog.text
     assert not (tmp_path / "all.h5").exists() and not (tmp_path / "s.h5").exists()

@@ -207,5 +207,7 @@ def test_the_workflow_settings_give_the_config_policy_and_matching():
     assert PseudoGTPolicy.from_config(settings["pseudo_gt"]) == PseudoGTPolicy(
         config["pseudo_gt"]["policy"], float(config["pseudo_gt"]["score_threshold"]), config["pseudo_gt"]["top_k"],
         config["pseudo_gt"]["fallback_top1"])
+    policy = PseudoGTPolicy.from_config(settings["pseudo_gt"])
+    assert type(policy.score_threshold) is float and type(policy.top_k) is int   # as the flags parsed them
     assert ReportMatching.from_config(settings["matching"]) == ReportMatching(
         config["evaluation"]["iou_threshold"], config["evaluation"]["corloc_definition"])

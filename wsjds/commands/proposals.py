@@ -16,8 +16,8 @@ from typing import Any
 
 from wsjds.artifacts.shards import parse_shard, shard_ids
 from wsjds.errors import ArtifactError
-from wsjds.proposals.dataset import open_image_source
-from wsjds.proposals.importers import import_proposals
+from wsjds.proposals.dataset import DATASET_KINDS, open_image_source
+from wsjds.proposals.importers import FORMATS, import_proposals
 from wsjds.proposals.postprocess import ProposalPolicy
 from wsjds.proposals.selective_search import SelectiveSearchParams, compute_shard, set_num_threads
 from wsjds.proposals.store import merge_proposal_shards
@@ -97,7 +97,19 @@ def _common_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def _settings(path: str, *sections: str) -> dict[str, Any]:
-    return load_settings(path, ("dataset", "split", "policy", *sections))
+    """The settings with their sections, a dataset kind proposals can read and a known import format."""
+    settings = load_settings(path, ("dataset", "split", "policy", *sections))
+    data = settings["dataset"]
+    missing = [key for key in ("name", "kind", "root") if key not in data]
+    if missing:
+        raise ArtifactError(f"the dataset section lacks {missing}", path=path)
+    if data["kind"] not in DATASET_KINDS:
+        raise ArtifactError(f"dataset kind {data['kind']!r} has no proposal reader; expected one of "
+                            f"{list(DATASET_KINDS)}", path=path)
+    if "import_format" in sections and settings["import_format"] not in FORMATS:
+        raise ArtifactError(f"unknown import_format {settings['import_format']!r}; expected one of {list(FORMATS)}",
+                            path=path)
+    return settings
 
 
 def _typed(path: str, settings: dict[str, Any], search: str | None

@@ -41,7 +41,10 @@ def run(args: argparse.Namespace) -> int:
     except (KeyError, ValueError) as exc:
         raise ArtifactError(f"bad pseudo-GT settings: {exc}", path=args.settings) from None
     split = settings["split"]
-    split_data = open_split(settings, split)
+    try:
+        split_data = open_split(settings, split)
+    except (KeyError, ValueError) as exc:
+        raise ArtifactError(f"bad dataset section of the pseudo-GT settings: {exc}", path=args.settings) from None
     ground_truth = None
     if getattr(split_data, "has_boxes", True):   # a tags dataset without boxes: counts only
         ground_truth = ground_truth_from_annotations(split_data.ids, split_data.annotations(), split_data.classes)
