@@ -112,5 +112,5 @@ def test_cli_reports_bad_input_with_exit_code_2(tmp_path, caplog):
     coco = proposal_settings_file(tmp_path / "coco.json", voc, kind="coco", selective_search={},
                                   policy={"min_side": 1, "max_per_image": 5})
     assert main(["proposals", "compute", "--settings", coco, "--out", str(tmp_path / "s.h5"), "--no-progress"]) == 2
-    assert "dataset kind 'coco' has no proposal reader" in caplog.text
+    assert "dataset kind 'coco' cannot be read here" in caplog.text
     assert not (tmp_path / "all.h5").exists() and not (tmp_path / "s.h5").exists()

@@ -193,6 +193,12 @@ def test_cli(synth, split, tmp_path, caplog):
     out.unlink()
     assert run(policy="threshold") == 2            # a threshold policy without a threshold
     assert "the threshold policy needs a finite score_threshold" in caplog.text and "s.json" in caplog.text
+    bad = json.loads((tmp_path / "s.json").read_text())
+    bad["dataset"]["kind"], bad["pseudo_gt"]["policy"] = "lmdb", "top1"
+    (tmp_path / "kind.json").write_text(json.dumps(bad))
+    assert main(["pseudo-gt", "--settings", str(tmp_path / "kind.json"), "--scores", str(scores_path),
+                 "--out", str(out), "--report", str(report)]) == 2
+    assert "dataset kind 'lmdb' cannot be read here" in caplog.text
     assert not out.exists()
 
 

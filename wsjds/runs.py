@@ -27,6 +27,20 @@ def load_settings(path: str | Path, required: Sequence[str] = ()) -> dict[str, A
     return settings
 
 
+def dataset_section(settings: Mapping[str, Any], path: str | Path, kinds: Sequence[str],
+                    keys: Sequence[str] = ("name", "kind", "root")) -> Mapping[str, Any]:
+    """The settings' ``dataset`` section, checked before any image is read: ``keys`` present and a
+    ``kind`` among ``kinds`` (what the reading stage can open); an ArtifactError naming the file otherwise."""
+    data = settings["dataset"]
+    missing = [key for key in keys if key not in data]
+    if missing:
+        raise ArtifactError(f"the dataset section lacks {missing}", path=path)
+    if data["kind"] not in kinds:
+        raise ArtifactError(f"dataset kind {data['kind']!r} cannot be read here; expected one of {list(kinds)}",
+                            path=path)
+    return data
+
+
 def settings_and_split(path: str | Path, split: str, required: Sequence[str] = ()) -> tuple[dict[str, Any], Any]:
     """A run's settings (with the sections ``required``, and always ``dataset``) and a reader of
     ``split`` of its dataset."""

@@ -21,7 +21,7 @@ from wsjds.proposals.importers import FORMATS, import_proposals
 from wsjds.proposals.postprocess import ProposalPolicy
 from wsjds.proposals.selective_search import SelectiveSearchParams, compute_shard, set_num_threads
 from wsjds.proposals.store import merge_proposal_shards
-from wsjds.runs import load_settings
+from wsjds.runs import dataset_section, load_settings
 
 log = logging.getLogger(__name__)
 
@@ -99,13 +99,7 @@ def _common_arguments(parser: argparse.ArgumentParser) -> None:
 def _settings(path: str, *sections: str) -> dict[str, Any]:
     """The settings with their sections, a dataset kind proposals can read and a known import format."""
     settings = load_settings(path, ("dataset", "split", "policy", *sections))
-    data = settings["dataset"]
-    missing = [key for key in ("name", "kind", "root") if key not in data]
-    if missing:
-        raise ArtifactError(f"the dataset section lacks {missing}", path=path)
-    if data["kind"] not in DATASET_KINDS:
-        raise ArtifactError(f"dataset kind {data['kind']!r} has no proposal reader; expected one of "
-                            f"{list(DATASET_KINDS)}", path=path)
+    dataset_section(settings, path, DATASET_KINDS)
     if "import_format" in sections and settings["import_format"] not in FORMATS:
         raise ArtifactError(f"unknown import_format {settings['import_format']!r}; expected one of {list(FORMATS)}",
                             path=path)

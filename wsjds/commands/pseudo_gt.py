@@ -15,7 +15,8 @@ import logging
 
 from wsjds.errors import ArtifactError
 from wsjds.evaluation.ground_truth import ground_truth_from_annotations
-from wsjds.runs import load_settings, open_split
+from wsjds.data.kinds import CHAIN_KINDS
+from wsjds.runs import dataset_section, load_settings, open_split
 from wsjds.stages.pseudo_gt import PseudoGTPolicy, ReportMatching, make_pseudo_gt
 
 log = logging.getLogger(__name__)
@@ -40,11 +41,9 @@ def run(args: argparse.Namespace) -> int:
         matching = ReportMatching.from_config(settings["matching"])
     except (KeyError, ValueError) as exc:
         raise ArtifactError(f"bad pseudo-GT settings: {exc}", path=args.settings) from None
+    dataset_section(settings, args.settings, (*CHAIN_KINDS, "coco"), ("name", "kind", "root", "include_difficult_labels"))
     split = settings["split"]
-    try:
-        split_data = open_split(settings, split)
-    except (KeyError, ValueError) as exc:
-        raise ArtifactError(f"bad dataset section of the pseudo-GT settings: {exc}", path=args.settings) from None
+    split_data = open_split(settings, split)
     ground_truth = None
     if getattr(split_data, "has_boxes", True):   # a tags dataset without boxes: counts only
         ground_truth = ground_truth_from_annotations(split_data.ids, split_data.annotations(), split_data.classes)
