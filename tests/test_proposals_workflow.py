@@ -58,7 +58,8 @@ def test_flags_shards_and_caps_per_split():
     assert job["policy"] == {"min_side": synth["min_side"], "whole_image_fallback": synth["whole_image_fallback"],
                              "max_per_image": config["proposals"]["max_per_image_test"]}
     assert job["selective_search"] == synth["selective_search"] and "import_format" not in job
-    assert job["dataset"] == {"name": "synth", "kind": "synthetic", "root": "results/synth/dataset"}
+    assert job["dataset"] == {"name": "synth", "kind": "synthetic", "root": "results/synth/dataset",
+                              "include_difficult_labels": False}
     assert job["split"] == "test"
     assert wf.proposal_job_settings(config, "synth", "trainval")["policy"]["max_per_image"] == \
         config["proposals"]["max_per_image_train"]

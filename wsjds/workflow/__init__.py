@@ -355,8 +355,8 @@ def proposal_job_settings(config: Mapping, ds: str, split: str) -> dict:
     the imported format (``proposals``, with ``datasets.<ds>.proposals`` applied)."""
     from wsjds.workflow.proposals import SELECTIVE_SEARCH, policy, proposal_settings
 
-    cfg, proposals = config["datasets"][ds], proposal_settings(config, ds)
-    settings = {"dataset": {"name": ds, "kind": cfg["kind"], "root": dataset_root(config, ds)}, "split": split,
+    proposals = proposal_settings(config, ds)
+    settings = {"dataset": _dataset_and_classes(config, ds)["dataset"], "split": split,
                 "policy": policy(config, ds, split)}
     if proposals["source"] == SELECTIVE_SEARCH:
         settings["selective_search"] = dict(proposals["selective_search"])
