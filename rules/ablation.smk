@@ -1,7 +1,7 @@
 # The Table 1 ablation (results/{ds}_ablation.json and .png; not part of the default target):
 # every method of config `ablation.methods` trained with every seed of `ablation.seeds` as runs
 # {method}-seed{N} (training, detection and metric rules as any run), Fast R-CNN retrained for
-# `ablation.frcnn_methods`; the summary reads their metrics JSONs. Inputs and flags come from
+# `ablation.frcnn_methods`; the summary reads their metrics JSONs. Inputs and the settings come from
 # wsjds.workflow.report, the summary and the figure from wsjds.report.ablation.
 
 from wsjds.workflow import report as report_rules
@@ -10,6 +10,7 @@ from wsjds.workflow import report as report_rules
 rule ablation:
     input:
         unpack(lambda wildcards: report_rules.ablation_inputs(config, wildcards.ds)),
+        settings=paths.report_settings("{ds}"),
     output:
         summary=paths.ablation_summary("{ds}"),
         plot=report(
@@ -31,6 +32,7 @@ rule ablation:
     conda:
         "../envs/wsjds.yaml"
     shell:
-        "wsjds report ablation --dataset {wildcards.ds} --config-hash {params.config_hash} {params.flags}"
+        "wsjds report ablation --dataset {wildcards.ds} --settings {input.settings} --config-hash {params.config_hash}"
+        " {params.flags}"
         " --title '{wildcards.ds}: Table 1 ablation' --out-json {output.summary} --out-plot {output.plot}"
         " > {log} 2>&1"

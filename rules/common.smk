@@ -19,10 +19,6 @@ def dataset_kind(wildcards):
     return config["datasets"][wildcards.ds]["kind"]
 
 
-def generator_flags(wildcards):
-    return wf.cli_flags(config["datasets"][wildcards.ds]["generator"])
-
-
 def rule_resources(group):
     return config["resources"][group]
 

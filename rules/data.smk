@@ -4,11 +4,25 @@
 # seconds, before any heavy job.
 
 
+rule dataset_settings:
+    output:
+        paths.dataset_settings("{ds}"),
+    params:
+        settings=lambda wildcards: wf.dataset_settings(config, wildcards.ds),
+    log:
+        "logs/{ds}/dataset_settings.log",
+    wildcard_constraints:
+        ds="|".join(SYNTHETIC_DATASETS + TAGS_DATASETS) or "no_generated_dataset",
+    localrule: True
+    run:
+        write_json(output[0], params.settings)
+
+
 rule synth_dataset:
+    input:
+        settings=paths.dataset_settings("{ds}"),
     output:
         directory(paths.dataset_dir("{ds}")),
-    params:
-        flags=generator_flags,
     log:
         "logs/{ds}/synth_dataset.log",
     benchmark:
@@ -22,16 +36,15 @@ rule synth_dataset:
     conda:
         "../envs/wsjds.yaml"
     shell:
-        "wsjds synth --out {output} {params.flags} > {log} 2>&1"
+        "wsjds synth --settings {input.settings} --out {output} > {log} 2>&1"
 
 
 rule tags_dataset:
     input:
         unpack(lambda wildcards: wf.tags_inputs(config, wildcards.ds)),
+        settings=paths.dataset_settings("{ds}"),
     output:
         directory(paths.dataset_dir("{ds}")),
-    params:
-        flags=lambda wildcards: wf.tags_flags(config, wildcards.ds),
     log:
         "logs/{ds}/tags_dataset.log",
     benchmark:
@@ -45,7 +58,7 @@ rule tags_dataset:
     conda:
         "../envs/wsjds.yaml"
     shell:
-        "wsjds data tags {params.flags} --out {output} > {log} 2>&1"
+        "wsjds data tags --settings {input.settings} --out {output} > {log} 2>&1"
 
 
 rule dataset_summary:

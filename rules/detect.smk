@@ -72,19 +72,27 @@ rule detect_export:
         " > {log} 2>&1"
 
 
+rule evaluation_settings:
+    output:
+        paths.evaluation_settings("{ds}"),
+    params:
+        settings=lambda wildcards: wf.evaluation_settings(config, wildcards.ds),
+    log:
+        "logs/{ds}/evaluation_settings.log",
+    wildcard_constraints:
+        ds="|".join(TRAINABLE_DATASETS),
+    localrule: True
+    run:
+        write_json(output[0], params.settings)
+
+
 rule voc_metric:
     input:
         dataset=dataset_input,
+        settings=paths.evaluation_settings("{ds}"),
         detections=paths.detections("{ds}", "{run}", "{split}"),
     output:
         paths.metric("{ds}", "{run}", "{split}", "{metric}"),
-    params:
-        root=dataset_root,
-        kind=dataset_kind,
-        use07=lambda wildcards: "--use07" if wf.use_07_metric(config, wildcards.ds) else "--no-use07",
-        iou=config["evaluation"]["iou_threshold"],
-        corloc=config["evaluation"]["corloc_definition"],
-        boxes=lambda wildcards: wf.boxes_flag(config, wildcards.ds),
     log:
         "logs/{ds}/{run}/metric_{split}_{metric}.log",
     wildcard_constraints:
@@ -93,20 +101,17 @@ rule voc_metric:
     conda:
         "../envs/wsjds.yaml"
     shell:
-        "wsjds evaluate voc --root {params.root} --kind {params.kind} --split {wildcards.split}"
-        " --detections {input.detections} --metric {wildcards.metric} {params.use07}"
-        " --iou-threshold {params.iou} --corloc-definition {params.corloc} {params.boxes} --out {output} > {log} 2>&1"
+        "wsjds evaluate voc --settings {input.settings} --split {wildcards.split}"
+        " --detections {input.detections} --metric {wildcards.metric} --out {output} > {log} 2>&1"
 
 
 rule classification_metric:
     input:
         dataset=dataset_input,
+        settings=paths.evaluation_settings("{ds}"),
         detections=paths.detections("{ds}", "{run}", "{split}"),
     output:
         paths.metric("{ds}", "{run}", "{split}", "classification"),
-    params:
-        root=dataset_root,
-        kind=dataset_kind,
     log:
         "logs/{ds}/{run}/metric_{split}_classification.log",
     wildcard_constraints:
@@ -114,7 +119,7 @@ rule classification_metric:
     conda:
         "../envs/wsjds.yaml"
     shell:
-        "wsjds evaluate classification --root {params.root} --kind {params.kind} --split {wildcards.split}"
+        "wsjds evaluate classification --settings {input.settings} --split {wildcards.split}"
         " --detections {input.detections} --out {output} > {log} 2>&1"
 
 
@@ -132,15 +137,10 @@ rule predict_settings:
 rule failure_modes:
     input:
         dataset=dataset_input,
+        settings=paths.evaluation_settings("{ds}"),
         detections=paths.detections("{ds}", "{run}", "{split}"),
     output:
         paths.metric("{ds}", "{run}", "{split}", "failures"),
-    params:
-        root=dataset_root,
-        kind=dataset_kind,
-        iou=config["evaluation"]["iou_threshold"],
-        flags=wf.cli_flags(config["evaluation"]["failure_modes"]),
-        boxes=lambda wildcards: wf.boxes_flag(config, wildcards.ds),
     log:
         "logs/{ds}/{run}/failures_{split}.log",
     wildcard_constraints:
@@ -148,9 +148,8 @@ rule failure_modes:
     conda:
         "../envs/wsjds.yaml"
     shell:
-        "wsjds evaluate failures --root {params.root} --kind {params.kind} --split {wildcards.split}"
-        " --detections {input.detections} --iou-threshold {params.iou} {params.flags} {params.boxes} --out {output}"
-        " > {log} 2>&1"
+        "wsjds evaluate failures --settings {input.settings} --split {wildcards.split}"
+        " --detections {input.detections} --out {output} > {log} 2>&1"
 
 
 rule pseudo_gt_settings:

@@ -1,9 +1,24 @@
 # Report items (`snakemake --report report.html`): per method a metrics table beside the paper's
 # numbers (VOC2007), PR curves of every run's test detections, and a figure in the style of the
 # paper's Fig. 4. The training curves (rules/cgl.smk) are flagged for the report there.
-# Numbers of the figures come from config `report`; inputs and flags from wsjds.workflow.report.
+# Numbers of the figures come from config `report` through results/{ds}/report_settings.json;
+# inputs and that file from wsjds.workflow.report.
 
 from wsjds.workflow import report as report_rules
+
+
+rule report_settings:
+    output:
+        paths.report_settings("{ds}"),
+    params:
+        settings=lambda wildcards: report_rules.report_settings(config, wildcards.ds),
+    log:
+        "logs/{ds}/report_settings.log",
+    wildcard_constraints:
+        ds="|".join(TRAINABLE_DATASETS),
+    localrule: True
+    run:
+        write_json(output[0], params.settings)
 
 
 rule report_metrics_table:
@@ -33,6 +48,7 @@ rule report_metrics_table:
 rule report_pr_curves:
     input:
         dataset=dataset_input,
+        settings=paths.report_settings("{ds}"),
         detections=paths.detections("{ds}", "{run}", "{split}"),
     output:
         report(
@@ -42,10 +58,6 @@ rule report_pr_curves:
             subcategory="{ds}",
             labels={"run": "{run}", "split": "{split}"},
         ),
-    params:
-        root=dataset_root,
-        kind=dataset_kind,
-        flags=lambda wildcards: report_rules.pr_curve_flags(config, wildcards.ds),
     log:
         "logs/{ds}/{run}/report_pr_curves_{split}.log",
     wildcard_constraints:
@@ -53,8 +65,8 @@ rule report_pr_curves:
     conda:
         "../envs/wsjds.yaml"
     shell:
-        "wsjds report pr-curves --root {params.root} --kind {params.kind} --split {wildcards.split}"
-        " --detections {input.detections} {params.flags} --title '{wildcards.ds} / {wildcards.run} / {wildcards.split}'"
+        "wsjds report pr-curves --settings {input.settings} --split {wildcards.split}"
+        " --detections {input.detections} --title '{wildcards.ds} / {wildcards.run} / {wildcards.split}'"
         " --out {output} > {log} 2>&1"
 
 
@@ -62,6 +74,7 @@ rule report_figure4:
     input:
         dataset=dataset_input,
         settings=paths.train_settings("{ds}", "{method}"),
+        report_settings=paths.report_settings("{ds}"),
         checkpoint=lambda wildcards: wf.final_checkpoint(config, wildcards.ds, wildcards.method),
         proposals=paths.proposals("{ds}", "{split}"),
     output:
@@ -72,8 +85,6 @@ rule report_figure4:
             subcategory="{ds}",
             labels={"method": "{method}", "split": "{split}"},
         ),
-    params:
-        flags=lambda wildcards: report_rules.figure4_flags(config, wildcards.ds),
     log:
         "logs/{ds}/{method}/report_figure4_{split}.log",
     benchmark:
@@ -88,13 +99,15 @@ rule report_figure4:
         "../envs/wsjds.yaml"
     shell:
         "wsjds report figure4 --settings {input.settings} --checkpoint {input.checkpoint}"
-        " --proposals {input.proposals} --split {wildcards.split} {params.flags} --threads {threads}"
+        " --proposals {input.proposals} --split {wildcards.split} --report-settings {input.report_settings}"
+        " --threads {threads}"
         " --title '{wildcards.ds} / {wildcards.method} / {wildcards.split}' --out {output} > {log} 2>&1"
 
 
 rule report_gallery:
     input:
         unpack(lambda wildcards: report_rules.gallery_inputs(config, wildcards.ds, wildcards.method, wildcards.split)),
+        settings=paths.report_settings("{ds}"),
     output:
         report(
             paths.report_item("{ds}", "{method}/frcnn", "gallery_{split}.png"),
@@ -104,8 +117,6 @@ rule report_gallery:
             labels={"method": "{method}", "split": "{split}"},
         ),
     params:
-        root=dataset_root,
-        kind=dataset_kind,
         flags=lambda wildcards: report_rules.gallery_flags(config, wildcards.ds, wildcards.method, wildcards.split),
     log:
         "logs/{ds}/{method}/report_gallery_{split}.log",
@@ -116,6 +127,6 @@ rule report_gallery:
     conda:
         "../envs/wsjds.yaml"
     shell:
-        "wsjds report gallery --root {params.root} --kind {params.kind} --split {wildcards.split}"
+        "wsjds report gallery --settings {input.settings} --split {wildcards.split}"
         " --detections {input.detections} {params.flags}"
         " --title '{wildcards.ds} / {wildcards.method}/frcnn / {wildcards.split}' --out {output} > {log} 2>&1"

@@ -23,7 +23,7 @@ from wsjds.io import write_json
 from wsjds.report import paper
 from wsjds.report.ablation import AblationRun, ablation_summary, plot_ablation, statistics
 from wsjds.stages.train import settings_hash
-from wsjds.workflow.report import ablation_flags, ablation_inputs, ablation_runs
+from wsjds.workflow.report import ablation_flags, ablation_inputs, ablation_runs, report_settings
 from wsjds.workflow.targets import default_targets
 
 CONFIG = yaml.safe_load((REPO / "config.yaml").read_text())
@@ -242,9 +242,11 @@ def test_ablation_inputs_are_every_method_and_seed_s_metrics():
     assert inputs["seg2det_seed5_wsod_corloc"] == "results/synth/seg2det-seed5/metrics/trainval_corloc.json"
     assert inputs["seg2det_seed7_failures"] == "results/synth/seg2det-seed7/metrics/trainval_failures.json"
     assert len(inputs) == 2 * 2 * 3 + 2 and not any(k.startswith("seg2det") and "frcnn" in k for k in inputs)
-    assert "--no-show-paper" in ablation_flags(config, "synth") and "--show-paper" in ablation_flags(config, "voc07")
+    assert report_settings(config, "synth")["report"]["ablation"]["show_paper"] is False
+    assert report_settings(config, "voc07")["report"]["ablation"]["show_paper"] is True
+    assert report_settings(config, "synth")["report"]["ablation"]["seeds"] == [5, 7]
     flags = ablation_flags(config, "synth")
-    assert "--seeds 5 7 --run wsddn 5 results/synth/wsddn-seed5/metrics/test_map.json" in flags
+    assert flags.startswith("--run wsddn 5 results/synth/wsddn-seed5/metrics/test_map.json")
     assert not any("ablation" in t for t in default_targets(CONFIG))       # 15 training runs: asked for by path
 
 
@@ -276,7 +278,8 @@ def test_dry_run_plans_every_method_and_seed_and_fast_rcnn_for_frcnn_methods_onl
     assert stats["train_settings"] == 4 and stats["frcnn_settings"] == 2 and stats["voc_metric"] == 4 * 2 + 2 and stats["failure_modes"] == 4
     (ablation,) = [job for job in jobs if job.rule == "ablation"]
     assert ablation.outputs == ("results/synth_ablation.json", "results/synth_ablation.png")
-    assert set(ablation.inputs) == set(ablation_inputs({**CONFIG, **SMALL}, "synth").values())
+    assert set(ablation.inputs) == {*ablation_inputs({**CONFIG, **SMALL}, "synth").values(),
+                                    "results/synth/report_settings.json"}
 
 
 def test_seeded_runs_get_masks_by_their_method_s_branch(tmp_path):

@@ -27,7 +27,7 @@ from wsjds.report.figure4 import Figure4Settings, Figure4Style, figure4, seed_im
 from wsjds.report.pr_curves import PRFigureStyle, plot_pr_curves
 from wsjds.report.tables import format_percent, metrics_table, render_metrics_html
 from wsjds.stages.train import CHECKPOINT_FORMAT, CHECKPOINT_VERSION
-from wsjds.workflow.report import figure4_flags, metrics_flags, metrics_inputs, paper_method, report_targets
+from wsjds.workflow.report import metrics_flags, metrics_inputs, paper_method, report_settings, report_targets
 from wsjds.workflow.targets import default_targets
 
 REPO = Path(__file__).resolve().parents[1]
@@ -308,6 +308,7 @@ def test_report_items_are_default_targets_with_their_inputs():
     assert "results/synth/wsjds/report/figure4_test.png" in targets
     assert metrics_inputs(CONFIG, "synth", "wsjds")["instance_seg"] == "results/synth/wsjds/metrics/instance_seg.json"
     assert "instance_seg" not in metrics_inputs(CONFIG, "voc07", "wsjds")
-    flags = figure4_flags(CONFIG, "synth")
-    assert f"--images {CONFIG['report']['figure4']['images']}" in flags
-    assert f"--scale {CONFIG['masks']['datasets']['synth']['scale']}" in flags
+    figure4 = report_settings(CONFIG, "synth")["report"]["figure4"]
+    assert figure4["images"] == CONFIG["report"]["figure4"]["images"]
+    assert figure4["scale"] == CONFIG["masks"]["datasets"]["synth"]["scale"]      # the masks stage's test scale
+    assert figure4["dpi"] == CONFIG["report"]["dpi"]

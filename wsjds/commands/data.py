@@ -37,13 +37,16 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     summary.set_defaults(func=run_summary)
 
     tags = commands.add_parser("tags", help="check images + a CSV of tags and write the dataset root the chain reads")
-    tags.add_argument("--images", required=True, help="folder of jpg / jpeg / png images")
-    tags.add_argument("--labels", required=True, help="CSV with the header image,tags (tags separated by spaces)")
+    tags.add_argument("--settings", help="dataset settings JSON (the workflow's results/{ds}/dataset_settings.json): "
+                                         "every option below but --out, instead of their flags")
+    tags.add_argument("--images", help="folder of jpg / jpeg / png images (required without --settings)")
+    tags.add_argument("--labels", help="CSV with the header image,tags (tags separated by spaces; required "
+                                       "without --settings)")
     tags.add_argument("--classes", nargs="+", help="class names (default: the sorted tags of the CSV)")
-    tags.add_argument("--train-split", required=True, help="name of the training split, e.g. trainval")
-    tags.add_argument("--test-split", required=True, help="name of the test split, e.g. test")
+    tags.add_argument("--train-split", help="name of the training split, e.g. trainval (required without --settings)")
+    tags.add_argument("--test-split", help="name of the test split, e.g. test (required without --settings)")
     tags.add_argument("--test-fraction", type=float, help="fraction of the images drawn for the test split")
-    tags.add_argument("--seed", type=int, default=0, help="seed of the test draw")
+    tags.add_argument("--seed", type=int, help="seed of the test draw (default 0)")
     tags.add_argument("--split-file", help="CSV image,split instead of a random draw")
     tags.add_argument("--out", required=True, help="the dataset root to write (atomically)")
     tags.set_defaults(func=run_tags)
@@ -76,9 +79,15 @@ def run_summary(args: argparse.Namespace) -> int:
 
 
 def run_tags(args: argparse.Namespace) -> int:
+    from wsjds.commands.settings_flags import settings_or_flags
     from wsjds.data.tags import SplitRule, prepare_tags_dataset
+    from wsjds.runs import load_settings
 
-    rule = SplitRule(args.train_split, args.test_split, args.test_fraction, args.seed, args.split_file)
+    settings_or_flags(args, "settings", lambda path: load_settings(path, ("tags",))["tags"],
+                      ("images", "labels", "train_split", "test_split"),
+                      ("classes", "test_fraction", "seed", "split_file"))
+    seed = {} if args.seed is None else {"seed": args.seed}  # else SplitRule's default
+    rule = SplitRule(args.train_split, args.test_split, args.test_fraction, split_file=args.split_file, **seed)
     manifest = prepare_tags_dataset(args.images, args.labels, args.out, rule, args.classes)
     print(json.dumps(manifest, indent=2, sort_keys=True))
     return 0

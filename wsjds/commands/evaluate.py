@@ -2,10 +2,14 @@
 
     wsjds evaluate voc --root VOC2007 --split test --detections D.h5 --metric map [--use07|--no-use07] --out M.json
     wsjds evaluate voc --root VOC2007 --split trainval --detections D.h5 --metric corloc --out C.json
-    wsjds evaluate failures --root VOC2007 --split trainval --detections D.h5 --out F.json
+    wsjds evaluate voc --settings results/voc07/evaluation_settings.json --split test --detections D.h5 --metric map --out M.json
+    wsjds evaluate failures --root VOC2007 --split trainval --detections D.h5 --instance-cover 0.7 --part-inside 0.8 --out F.json
     wsjds evaluate coco --annotations instances_val2017.json --detections D.json --iou-type segm --out M.json
     wsjds evaluate segmentation --root VOC2012 --split val --predictions PNG_DIR --out M.json
     wsjds evaluate classification --root R --split test --detections D.h5 --out M.json
+
+The workflow's rules pass ``--settings`` (the dataset and the ``evaluation`` numbers, written from
+the config by rule ``evaluation_settings``); by hand, give the dataset and the numbers as flags.
 """
 
 from __future__ import annotations
@@ -29,6 +33,7 @@ from wsjds.evaluation.result import MetricResult
 from wsjds.evaluation.segmentation import evaluate_voc_segmentation
 from wsjds.evaluation.voc import DEVKIT_IOU_THRESHOLD, evaluate_voc_map
 from wsjds.io import write_json
+from wsjds.commands.settings_flags import evaluation_values, settings_or_flags
 
 log = logging.getLogger(__name__)
 
@@ -37,6 +42,9 @@ METRICS: tuple[str, ...] = ("map", "corloc")
 FIRST_AREA_METRIC_YEAR = 2010
 _YEAR_IN_ROOT = re.compile(r"VOC(\d{4})", re.IGNORECASE)
 _TRAINING_SPLITS = ("trainval", "train", "val")
+_SETTINGS_HELP = ("evaluation settings JSON (the workflow's results/{ds}/evaluation_settings.json): the dataset, "
+                  "its box annotations and the `evaluation` numbers, instead of --root, --kind, --boxes and the "
+                  "numbers' flags")
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -45,7 +53,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     actions = parser.add_subparsers(dest="evaluate_command", required=True, metavar="BENCHMARK")
 
     voc = actions.add_parser("voc", help="VOC devkit AP (mAP) or CorLoc on a VOC-layout split")
-    voc.add_argument("--root", required=True, help="the VOC20XX directory (or the synthetic dataset's root)")
+    voc.add_argument("--settings", help=_SETTINGS_HELP)
+    voc.add_argument("--root", help="the VOC20XX directory (or the synthetic dataset's root)")
     voc.add_argument("--split", required=True, help="ImageSets/Main list, e.g. test (mAP) or trainval (CorLoc)")
     voc.add_argument("--kind", choices=CHAIN_KINDS, help="dataset kind (default: what the root's dataset.json says, else voc)")
     voc.add_argument("--boxes", help="a tags dataset's box annotations: VOC XML folder or COCO instances JSON")
@@ -58,26 +67,29 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                           "synthetic root, else from the year in the root's name (VOC2007 -> 11-point)")
     voc.add_argument("--iou-threshold", type=float, default=None,
                      help=f"match when IoU > this (devkit and authors' CorLoc: {DEVKIT_IOU_THRESHOLD})")
-    voc.add_argument("--corloc-definition", default=DEFAULT_CORLOC_DEFINITION, choices=CORLOC_DEFINITIONS,
-                     help="authors: skip images whose instances are all difficult (WS-JDS, DRN); pcl: count "
-                          "every image with an instance (PCL, wetectron)")
+    voc.add_argument("--corloc-definition", choices=CORLOC_DEFINITIONS,
+                     help="authors: skip images whose instances are all difficult (WS-JDS, DRN; the default); "
+                          "pcl: count every image with an instance (PCL, wetectron)")
     voc.add_argument("--cache-dir", help="keep parsed annotations here, keyed by the XML files' content")
     voc.add_argument("--out", required=True, help="metrics JSON to write (atomically)")
     voc.set_defaults(func=_run_voc)
 
     failures = actions.add_parser("failures", help="what the top box per (image, class) does: correct, merged "
                                                    "instances, a part only, other, missed")
-    failures.add_argument("--root", required=True, help="the VOC20XX directory (or the synthetic dataset's root)")
+    failures.add_argument("--settings", help=_SETTINGS_HELP)
+    failures.add_argument("--root", help="the VOC20XX directory (or the synthetic dataset's root)")
     failures.add_argument("--split", required=True, help="ImageSets/Main list, usually trainval (as CorLoc)")
     failures.add_argument("--kind", choices=CHAIN_KINDS, help="dataset kind (default: what the root's dataset.json says, else voc)")
     failures.add_argument("--boxes", help="a tags dataset's box annotations: VOC XML folder or COCO instances JSON")
     failures.add_argument("--detections", required=True, help="detections, in any form `evaluate voc` reads")
-    failures.add_argument("--iou-threshold", type=float, default=CORLOC_IOU_THRESHOLD,
+    failures.add_argument("--iou-threshold", type=float,
                           help=f"correct when IoU > this (default {CORLOC_IOU_THRESHOLD}, as CorLoc)")
-    failures.add_argument("--instance-cover", type=float, required=True,
-                          help="an instance is covered when this fraction of its box lies inside the detection")
-    failures.add_argument("--part-inside", type=float, required=True,
-                          help="a part box has this fraction of its own area inside one instance's box")
+    failures.add_argument("--instance-cover", type=float,
+                          help="an instance is covered when this fraction of its box lies inside the detection "
+                               "(required without --settings)")
+    failures.add_argument("--part-inside", type=float,
+                          help="a part box has this fraction of its own area inside one instance's box "
+                               "(required without --settings)")
     failures.add_argument("--cache-dir", help="keep parsed annotations here, keyed by the XML files' content")
     failures.add_argument("--out", required=True, help="JSON to write (atomically)")
     failures.set_defaults(func=_run_failures)
@@ -94,7 +106,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
     cls = actions.add_parser("classification", help="image-level classification AP of the detections' best scores "
                              "(no boxes needed)")
-    cls.add_argument("--root", required=True, help="dataset root (VOC layout, synthetic or a prepared tags root)")
+    cls.add_argument("--settings", help=_SETTINGS_HELP)
+    cls.add_argument("--root", help="dataset root (VOC layout, synthetic or a prepared tags root)")
     cls.add_argument("--split", required=True)
     cls.add_argument("--kind", choices=CHAIN_KINDS, help="dataset kind (default: what the root's dataset.json says, else voc)")
     cls.add_argument("--detections", required=True, help="detections HDF5 (format wsjds.detections), COCO JSON or comp4 dir")
@@ -112,6 +125,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def _run_voc(args: argparse.Namespace) -> int:
+    settings_or_flags(args, "settings", evaluation_values, ("root",),
+                      ("kind", "boxes", "use07", "iou_threshold", "corloc_definition"))
     kind = _kind(args)
     use07 = None
     if args.metric == "map":  # resolved first: a missing year fails before any file is read
@@ -131,9 +146,10 @@ def _run_voc(args: argparse.Namespace) -> int:
             log.warning("CorLoc is a training-set measure (trainval, or train and val); computing it on %r",
                         args.split)
         threshold = CORLOC_IOU_THRESHOLD if args.iou_threshold is None else args.iou_threshold
-        log.info("CorLoc (%s definition) on %s, split %s: IoU > %g, %d detections", args.corloc_definition,
+        definition = args.corloc_definition or DEFAULT_CORLOC_DEFINITION
+        log.info("CorLoc (%s definition) on %s, split %s: IoU > %g, %d detections", definition,
                  args.root, args.split, threshold, len(dets))
-        result = evaluate_corloc(gt, dets, args.corloc_definition, threshold)
+        result = evaluate_corloc(gt, dets, definition, threshold)
     done = time.perf_counter()
     log.info("read in %.2f s, evaluated in %.2f s", loaded - start, done - loaded)
     _write(args.out, result, {"root": str(args.root), "split": args.split, "detections": str(args.detections),
@@ -142,10 +158,13 @@ def _run_voc(args: argparse.Namespace) -> int:
 
 
 def _run_failures(args: argparse.Namespace) -> int:
+    settings_or_flags(args, "settings", evaluation_values, ("root", "instance_cover", "part_inside"),
+                      ("kind", "boxes", "iou_threshold"))
+    threshold = CORLOC_IOU_THRESHOLD if args.iou_threshold is None else args.iou_threshold
     gt = load_ground_truth(open_split(_kind(args), args.root, args.split, boxes=args.boxes), cache_dir=args.cache_dir)
     classes = gt.classes
     dets = read_detections(args.detections, gt.image_ids, classes, split=args.split)
-    result = evaluate_failure_modes(gt, dets, args.iou_threshold, args.instance_cover, args.part_inside)
+    result = evaluate_failure_modes(gt, dets, threshold, args.instance_cover, args.part_inside)
     log.info("failure modes on %s, split %s: %s", args.root, args.split,
              ", ".join(f"{k} {v:.3f}" for k, v in result.details["fractions"].items() if v is not None))
     _write(args.out, result, {"root": str(args.root), "split": args.split, "detections": str(args.detections),
@@ -167,6 +186,7 @@ def _run_classification(args: argparse.Namespace) -> int:
 
     from wsjds.evaluation.classification import evaluate_classification, image_scores
 
+    settings_or_flags(args, "settings", evaluation_values, ("root",), ("kind",))
     dataset = open_split(_kind(args), args.root, args.split)
     dets = read_detections(args.detections, dataset.ids, dataset.classes, split=args.split)
     labels = np.stack([dataset.image_labels(i) for i in dataset.ids])

@@ -3,13 +3,18 @@
     wsjds report metrics-table --title T --wsod-map M.json --wsod-corloc C.json [--frcnn-map F.json] \\
         [--instance-seg I.json] [--paper-method wsjds] --out metrics.html
     wsjds report pr-curves --root R --kind synthetic --split test --detections D.h5 --use07 \\
-        --columns 5 --panel-inches 2.6 --dpi 100 --out pr.png
+        --iou-threshold 0.5 --columns 5 --panel-inches 2.6 --dpi 100 --out pr.png
+    wsjds report pr-curves --settings results/synth/report_settings.json --split test --detections D.h5 --out pr.png
     wsjds report figure4 --settings S.json --checkpoint R.pt --proposals P.h5 --split test --images 4 \\
         --scale 208 --max-side 320 --map-min-score 0 --panel-inches 2.4 --dpi 100 --out fig4.png
     wsjds report ablation --dataset synth --config-hash H --seeds 11 12 \
         --run wsddn 11 M.json C.json [F.json] --run wsddn 12 ... [--failures wsddn 11 FM.json ...] \
         --panel-inches 3.6 --dpi 100 \
         --out-json results/synth_ablation.json --out-plot results/synth_ablation.png
+
+The workflow's rules pass ``--settings`` (``--report-settings`` for figure4): the dataset, the
+evaluation numbers and the figures' numbers, written from the config by rule ``report_settings``;
+by hand, give them as flags.
 """
 
 from __future__ import annotations
@@ -19,10 +24,16 @@ import dataclasses
 import logging
 from pathlib import Path
 
+from wsjds.commands.settings_flags import report_values, settings_or_flags
 from wsjds.data.kinds import CHAIN_KINDS
 from wsjds.errors import ArtifactError, UserError
 
 log = logging.getLogger(__name__)
+
+
+def _settings_help(item: str) -> str:
+    return (f"report settings JSON (the workflow's results/{{ds}}/report_settings.json): its {item!r} figure numbers "
+            "and the dataset, instead of their flags")
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -42,17 +53,18 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     table.set_defaults(func=run_metrics_table)
 
     pr = actions.add_parser("pr-curves", help="precision-recall curve per class of saved detections (PNG)")
-    pr.add_argument("--root", required=True, help="the VOC20XX directory (or the synthetic dataset's root)")
-    pr.add_argument("--kind", default="voc", choices=CHAIN_KINDS, help="class list of the dataset (default voc)")
+    pr.add_argument("--settings", help=_settings_help("pr-curves"))
+    pr.add_argument("--root", help="the VOC20XX directory (or the synthetic dataset's root)")
+    pr.add_argument("--kind", choices=CHAIN_KINDS, help="class list of the dataset (default voc)")
     pr.add_argument("--boxes", help="a tags dataset's box annotations: VOC XML folder or COCO instances JSON")
     pr.add_argument("--split", required=True)
     pr.add_argument("--detections", required=True, help="detections .h5, JSON list or comp4 directory")
-    pr.add_argument("--use07", action=argparse.BooleanOptionalAction, required=True,
+    pr.add_argument("--use07", action=argparse.BooleanOptionalAction,
                     help="11-point AP (VOC2007) in the panel titles, else the area under the curve")
-    pr.add_argument("--iou-threshold", type=float, required=True, help="a match needs IoU > this")
-    pr.add_argument("--columns", type=int, required=True, help="panels per row")
-    pr.add_argument("--panel-inches", type=float, required=True, help="side of one panel")
-    pr.add_argument("--dpi", type=int, required=True)
+    pr.add_argument("--iou-threshold", type=float, help="a match needs IoU > this")
+    pr.add_argument("--columns", type=int, help="panels per row")
+    pr.add_argument("--panel-inches", type=float, help="side of one panel")
+    pr.add_argument("--dpi", type=int)
     pr.add_argument("--title", default="")
     pr.add_argument("--out", required=True, help="PNG file to write (atomically)")
     pr.set_defaults(func=run_pr_curves)
@@ -62,13 +74,15 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     fig.add_argument("--checkpoint", required=True, help="its trained round checkpoint")
     fig.add_argument("--proposals", required=True, help="proposals of the split")
     fig.add_argument("--split", required=True)
-    fig.add_argument("--images", type=int, required=True, help="the first N images of the split, one column each")
-    fig.add_argument("--scale", type=int, required=True, help="test scale (shorter side)")
-    fig.add_argument("--max-side", type=int, required=True, help="cap on the longer side")
-    fig.add_argument("--map-min-score", type=float, required=True,
+    fig.add_argument("--report-settings", help="report settings JSON (the workflow's results/{ds}/report_settings.json): "
+                                               "its 'figure4' numbers, instead of their flags")
+    fig.add_argument("--images", type=int, help="the first N images of the split, one column each")
+    fig.add_argument("--scale", type=int, help="test scale (shorter side)")
+    fig.add_argument("--max-side", type=int, help="cap on the longer side")
+    fig.add_argument("--map-min-score", type=float,
                      help="show a labelled class's map when its image score reaches this (0: always)")
-    fig.add_argument("--panel-inches", type=float, required=True, help="side of one cell")
-    fig.add_argument("--dpi", type=int, required=True)
+    fig.add_argument("--panel-inches", type=float, help="side of one cell")
+    fig.add_argument("--dpi", type=int)
     fig.add_argument("--device", default="auto")
     fig.add_argument("--threads", type=int, default=1, help="CPU threads of torch (default 1; rules pass their threads)")
     fig.add_argument("--title", default="")
@@ -76,17 +90,18 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     fig.set_defaults(func=run_figure4)
 
     gallery = actions.add_parser("gallery", help="test images with the detector's boxes and masks drawn (PNG)")
-    gallery.add_argument("--root", required=True, help="dataset root the detections are of")
-    gallery.add_argument("--kind", required=True, choices=CHAIN_KINDS)
+    gallery.add_argument("--settings", help=_settings_help("gallery"))
+    gallery.add_argument("--root", help="dataset root the detections are of")
+    gallery.add_argument("--kind", choices=CHAIN_KINDS)
     gallery.add_argument("--split", required=True)
     gallery.add_argument("--detections", required=True, help="detections HDF5 (format wsjds.detections)")
     gallery.add_argument("--masks", help="mask HDF5 of the same detections (wsjds masks)")
-    gallery.add_argument("--images", type=int, required=True, help="the first N images of the split")
-    gallery.add_argument("--columns", type=int, required=True, help="panels per row")
-    gallery.add_argument("--panel-inches", type=float, required=True, help="side of one panel")
-    gallery.add_argument("--min-score", type=float, required=True, help="draw detections scoring at least this")
-    gallery.add_argument("--max-boxes", type=int, required=True, help="at most this many per image, best first")
-    gallery.add_argument("--dpi", type=int, required=True)
+    gallery.add_argument("--images", type=int, help="the first N images of the split")
+    gallery.add_argument("--columns", type=int, help="panels per row")
+    gallery.add_argument("--panel-inches", type=float, help="side of one panel")
+    gallery.add_argument("--min-score", type=float, help="draw detections scoring at least this")
+    gallery.add_argument("--max-boxes", type=int, help="at most this many per image, best first")
+    gallery.add_argument("--dpi", type=int)
     gallery.add_argument("--title", default="")
     gallery.add_argument("--out", required=True, help="PNG file to write (atomically)")
     gallery.set_defaults(func=run_gallery)
@@ -94,16 +109,17 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     abl = actions.add_parser("ablation", help="the Table 1 ablation over methods and seeds (JSON and PNG)")
     abl.add_argument("--dataset", required=True)
     abl.add_argument("--config-hash", required=True, help="wsjds.workflow.config_hash of the run's config")
-    abl.add_argument("--seeds", type=int, nargs="+", required=True, help="the training seeds of every method")
+    abl.add_argument("--settings", help=_settings_help("ablation"))
+    abl.add_argument("--seeds", type=int, nargs="+", help="the training seeds of every method")
     abl.add_argument("--run", action="append", nargs="+", required=True, metavar="ARG",
                      help="METHOD SEED WSOD_MAP CORLOC [FRCNN_MAP]: one method trained with one seed, its metrics "
                           "JSONs (test mAP, trainval CorLoc, Fast R-CNN test mAP); repeat for every method and seed")
     abl.add_argument("--failures", action="append", nargs=3, default=[], metavar=("METHOD", "SEED", "JSON"),
                      help="the `wsjds evaluate failures` JSON of a run (trainval); give one for every run of a "
                           "method or none")
-    abl.add_argument("--panel-inches", type=float, required=True, help="side of one metric's panel")
-    abl.add_argument("--dpi", type=int, required=True)
-    abl.add_argument("--show-paper", action=argparse.BooleanOptionalAction, default=False,
+    abl.add_argument("--panel-inches", type=float, help="side of one metric's panel")
+    abl.add_argument("--dpi", type=int)
+    abl.add_argument("--show-paper", action=argparse.BooleanOptionalAction,
                      help="mark the paper's VOC2007 means in the plot (for VOC2007 runs)")
     abl.add_argument("--title", default="")
     abl.add_argument("--out-json", required=True, help="summary JSON to write (atomically)")
@@ -137,7 +153,9 @@ def run_pr_curves(args: argparse.Namespace) -> int:
     from wsjds.evaluation.ground_truth import load_ground_truth
     from wsjds.report.pr_curves import PRFigureStyle, plot_pr_curves
 
-    gt = load_ground_truth(open_split(args.kind, args.root, args.split, boxes=args.boxes))
+    settings_or_flags(args, "settings", lambda path: report_values(path, "pr_curves"),
+                      ("root", "use07", "iou_threshold", "columns", "panel_inches", "dpi"), ("kind", "boxes"))
+    gt = load_ground_truth(open_split(args.kind or "voc", args.root, args.split, boxes=args.boxes))
     classes = gt.classes
     dets = read_detections(args.detections, gt.image_ids, classes, split=args.split)
     aps = plot_pr_curves(gt, dets, args.out, PRFigureStyle(args.columns, args.panel_inches, args.dpi), args.use07,
@@ -154,6 +172,8 @@ def run_figure4(args: argparse.Namespace) -> int:
     from wsjds.runs import settings_and_split, trained_wsjds
     from wsjds.stages.train import load_checkpoint, resolve_device
 
+    settings_or_flags(args, "report_settings", lambda path: report_values(path, "figure4"),
+                      ("images", "scale", "max_side", "map_min_score", "panel_inches", "dpi"))
     if args.images < 1:
         raise SystemExit(f"wsjds report figure4: --images must be >= 1, got {args.images}")
     settings, source = settings_and_split(args.settings, args.split)
@@ -181,6 +201,8 @@ def run_gallery(args: argparse.Namespace) -> int:
     from wsjds.artifacts.mask_store import MaskStore
     from wsjds.report.gallery import GalleryStyle, plot_gallery
 
+    settings_or_flags(args, "settings", lambda path: report_values(path, "gallery"),
+                      ("root", "kind", "images", "columns", "panel_inches", "min_score", "max_boxes", "dpi"))
     if args.images < 1 or args.columns < 1:
         raise SystemExit(f"wsjds report gallery: --images and --columns must be >= 1, got {args.images}, {args.columns}")
     source = open_split(args.kind, args.root, args.split)
@@ -198,6 +220,8 @@ def run_ablation(args: argparse.Namespace) -> int:
     from wsjds.io import write_json
     from wsjds.report.ablation import METRICS, AblationRun, ablation_summary, plot_ablation
 
+    settings_or_flags(args, "settings", lambda path: report_values(path, "ablation"),
+                      ("seeds", "panel_inches", "dpi"), ("show_paper",))
     runs = []
     for values in args.run:
         if len(values) not in (4, 5) or not values[1].isdigit():
@@ -221,7 +245,7 @@ def run_ablation(args: argparse.Namespace) -> int:
     except ValueError as exc:
         raise SystemExit(f"wsjds report ablation: {exc}") from None
     write_json(args.out_json, summary)
-    plot_ablation(summary, args.out_plot, args.panel_inches, args.dpi, args.title, args.show_paper)
+    plot_ablation(summary, args.out_plot, args.panel_inches, args.dpi, args.title, bool(args.show_paper))
     for method, entry in summary["methods"].items():
         log.info("%s: %s", method, ", ".join(f"{key} {100 * entry[key]['mean']:.2f} %" for key in METRICS
                                               if key in entry))

@@ -21,8 +21,10 @@ from __future__ import annotations
 import json
 import logging
 import xml.etree.ElementTree as ET
-from dataclasses import asdict, dataclass, field
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
+from typing import Any
 
 import cv2
 import numpy as np
@@ -87,6 +89,18 @@ class SynthConfig:
     void_border: int = 1
     jpeg_quality: int = 90
 
+    @classmethod
+    def from_config(cls, section: Mapping[str, Any]) -> "SynthConfig":
+        """From config ``datasets.<synth>.generator`` (or a subset of it): each value cast to its
+        field's type, so ``min_side: 160.0`` generates the same bytes as ``160``."""
+        values = {}
+        for knob in fields(cls):
+            if knob.name in section:
+                value, default = section[knob.name], knob.default
+                values[knob.name] = (tuple(_cast(v, type(default[0]), knob.name) for v in value)
+                                     if isinstance(default, tuple) else _cast(value, type(default), knob.name))
+        return cls(**values)
+
     def __post_init__(self) -> None:
         checks = {
             "min_side <= max_side": self.min_side <= self.max_side,
@@ -98,6 +112,14 @@ class SynthConfig:
         failed = [name for name, ok in checks.items() if not ok]
         if failed:
             raise ValueError(f"invalid synthetic generator settings: {'; '.join(failed)} ({self})")
+
+
+def _cast(value: Any, kind: type, name: str) -> Any:
+    """``value`` as ``kind``; a fractional number for an integer knob is an error, not a truncation."""
+    cast = kind(value)
+    if kind is int and cast != value:
+        raise ValueError(f"synthetic generator knob {name} must be an integer, got {value!r}")
+    return cast
 
 
 @dataclass

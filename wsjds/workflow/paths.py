@@ -28,6 +28,11 @@ def dataset_dir(ds: str) -> str:
     return f"{RESULTS}/{ds}/dataset"
 
 
+def dataset_settings(ds: str) -> str:
+    """What a generated dataset is built from: the synthetic generator's knobs, or a tags dataset's files and split rule."""
+    return f"{RESULTS}/{ds}/dataset_settings.json"
+
+
 def dataset_summary(ds: str, split: str) -> str:
     return f"{RESULTS}/{ds}/dataset_summary/{split}.json"
 
@@ -99,6 +104,11 @@ def comp4_dir(ds: str, run: str, split: str) -> str:
     return f"{run_dir(ds, run)}/detections/{split}_comp4"
 
 
+def evaluation_settings(ds: str) -> str:
+    """What scoring any run of the dataset depends on: its ground truth and the ``evaluation`` numbers."""
+    return f"{RESULTS}/{ds}/evaluation_settings.json"
+
+
 def metric(ds: str, run: str, split: str, name: str) -> str:
     """A metrics JSON of a split: ``map``, ``corloc``, ``classification``, ``failures``."""
     return f"{run_dir(ds, run)}/metrics/{split}_{name}.json"
@@ -147,6 +157,11 @@ def instance_seg(ds: str, method: str) -> str:
 
 
 # --- report items and the ablation ------------------------------------------------------------
+
+def report_settings(ds: str) -> str:
+    """The figures' numbers and the evaluation settings every report item of the dataset reads."""
+    return f"{RESULTS}/{ds}/report_settings.json"
+
 
 def report_item(ds: str, run: str, name: str) -> str:
     """A file under the run's ``report/``: ``metrics.html``, ``pr_curves_test.png``, ``figure4_test.png``, ..."""

@@ -1,5 +1,5 @@
-"""Workflow helpers of rules/report.smk and rules/ablation.smk: which files a report item reads and
-the CLI flags the config gives it. Here rather than in the rule files so they are importable and
+"""Workflow helpers of rules/report.smk and rules/ablation.smk: which files a report item reads,
+the settings file the config gives them, and the flags that name inputs. Here rather than in the rule files so they are importable and
 tested."""
 
 from __future__ import annotations
@@ -43,13 +43,29 @@ def gallery_inputs(config: Mapping, ds: str, method: str, split: str) -> dict[st
 
 
 def gallery_flags(config: Mapping, ds: str, method: str, split: str) -> str:
-    """``wsjds report gallery`` flags: config ``report.gallery``, the dpi, and the masks if any."""
-    options = dict(config["report"]["gallery"])
+    """``wsjds report gallery`` flags beside its settings: the masks, where the method has some."""
     masks = gallery_inputs(config, ds, method, split).get("masks")
-    if masks is not None:
-        options["masks"] = masks
-    options["dpi"] = config["report"]["dpi"]
-    return wf.cli_flags(options)
+    return "" if masks is None else wf.cli_flags({"masks": masks})
+
+
+def report_settings(config: Mapping, ds: str) -> dict:
+    """What the dataset's report items depend on beside their inputs (results/{ds}/report_settings.json):
+    the evaluation settings and, per item, config ``report``'s numbers with the dpi; Fig. 4 reads the
+    segmentation branch at the masks stage's test scale, and the ablation shows the paper's markers
+    on VOC2007 (the paper's data)."""
+    from wsjds.stages.masks import MaskConfig
+
+    report, dpi = config["report"], {"dpi": config["report"]["dpi"]}
+    masks = MaskConfig.from_config(config["masks"], ds).params
+    settings = wf.evaluation_settings(config, ds)
+    settings["report"] = {
+        "pr_curves": {**report["pr_curves"], **dpi},
+        "figure4": {**report["figure4"], "scale": masks.scale, "max_side": masks.max_side, **dpi},
+        "gallery": {**report["gallery"], **dpi},
+        "ablation": {**report["ablation"], "seeds": list(config["ablation"]["seeds"]), **dpi,
+                     "show_paper": paper_method(config, ds, wf.DEFAULT_METHOD) is not None},
+    }
+    return settings
 
 
 def paper_method(config: Mapping, ds: str, method: str) -> str | None:
@@ -89,27 +105,6 @@ def metrics_flags(config: Mapping, ds: str, method: str) -> str:
     return wf.cli_flags(options)
 
 
-def pr_curve_flags(config: Mapping, ds: str) -> str:
-    """``wsjds report pr-curves`` flags: the dataset's AP kind, the match threshold, the layout."""
-    style = config["report"]["pr_curves"]
-    flags = wf.cli_flags({"use07": wf.use_07_metric(config, ds), "iou_threshold": config["evaluation"]["iou_threshold"],
-                          "columns": style["columns"], "panel_inches": style["panel_inches"],
-                          "dpi": config["report"]["dpi"]})
-    return f"{flags} {wf.boxes_flag(config, ds)}".rstrip()
-
-
-def figure4_flags(config: Mapping, ds: str) -> str:
-    """``wsjds report figure4`` flags: config ``report.figure4`` and the masks stage's single test
-    scale of the dataset (the scale the segmentation branch is read at)."""
-    from wsjds.stages.masks import MaskConfig
-
-    style = config["report"]["figure4"]
-    masks = MaskConfig.from_config(config["masks"], ds).params
-    return wf.cli_flags({"images": style["images"], "scale": masks.scale, "max_side": masks.max_side,
-                         "map_min_score": style["map_min_score"], "panel_inches": style["panel_inches"],
-                         "dpi": config["report"]["dpi"]})
-
-
 # --- the Table 1 ablation (rules/ablation.smk) -------------------------------------------------
 
 def ablation_runs(config: Mapping, ds: str) -> list[AblationRun]:
@@ -143,14 +138,12 @@ def ablation_inputs(config: Mapping, ds: str) -> dict[str, str]:
 
 
 def ablation_flags(config: Mapping, ds: str) -> str:
-    """``wsjds report ablation`` flags: the seeds, one ``--run`` per :func:`ablation_runs` entry, the
-    figure's layout, and the paper's markers on VOC2007 (the paper's data)."""
+    """``wsjds report ablation`` flags beside its settings: one ``--run`` per :func:`ablation_runs`
+    entry and the failure-mode files."""
     ablation = ablation_runs(config, ds)
     runs = [" ".join(["--run", run.method, str(run.seed), *(shlex.quote(str(p)) for p in
                                                             (run.wsod_map, run.wsod_corloc, run.frcnn_map) if p)])
             for run in ablation]
     runs += [f"--failures {run.method} {run.seed} {shlex.quote(str(run.failures))}"
              for run in ablation if run.failures is not None]
-    style = {"panel_inches": config["report"]["ablation"]["panel_inches"], "dpi": config["report"]["dpi"],
-             "show_paper": paper_method(config, ds, wf.DEFAULT_METHOD) is not None}
-    return " ".join([wf.cli_flags({"seeds": config["ablation"]["seeds"]}), *runs, wf.cli_flags(style)])
+    return " ".join(runs)
